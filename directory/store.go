@@ -1,0 +1,75 @@
+package directory
+
+import "context"
+
+// Store is the persistent directory. It is the deliberate exception to
+// "small interfaces where used": many engines implement it and one suite,
+// directory/conformance, checks them all.
+//
+// Implementations are safe for concurrent use. They never read the clock:
+// callers set CreatedAt/UpdatedAt and audit times. Errors wrap ErrNotFound,
+// ErrConflict or ErrInvalid where those apply.
+type Store interface {
+	// InTx runs fn with a Store whose every call belongs to one transaction,
+	// committed when fn returns nil and rolled back otherwise. Calls on the
+	// outer store while fn runs are not part of it. Nested InTx calls join the
+	// outer transaction.
+	InTx(ctx context.Context, fn func(Store) error) error
+
+	// CreateOrganisation stores o; ErrConflict when its ID or ODS code is taken.
+	CreateOrganisation(ctx context.Context, o Organisation) error
+	// Organisation returns the organisation with internal ID id.
+	Organisation(ctx context.Context, id string) (Organisation, error)
+	// OrganisationByODS returns the organisation with the (normalised) ODS code.
+	OrganisationByODS(ctx context.Context, code string) (Organisation, error)
+
+	// CreateUser stores u; ErrConflict when its ID or email (case-insensitively) is taken.
+	CreateUser(ctx context.Context, u User) error
+	// UpdateUser replaces the stored user with u.ID; ErrNotFound if absent,
+	// ErrConflict if the new email is taken by another user.
+	UpdateUser(ctx context.Context, u User) error
+	// User returns the user with ID id.
+	User(ctx context.Context, id string) (User, error)
+	// UserByEmail returns the user whose email equals email case-insensitively.
+	UserByEmail(ctx context.Context, email string) (User, error)
+
+	// PutMembership creates or replaces the membership of m.UserID in m.OrgID.
+	PutMembership(ctx context.Context, m Membership) error
+	// Memberships returns the user's memberships ordered by OrgID (empty, not
+	// ErrNotFound, when there are none).
+	Memberships(ctx context.Context, userID string) ([]Membership, error)
+	// DeleteMembership removes one membership; ErrNotFound if absent.
+	DeleteMembership(ctx context.Context, userID, orgID string) error
+
+	// PutCredential creates or replaces the credential with c.ID.
+	PutCredential(ctx context.Context, c Credential) error
+	// Credentials returns the user's credentials of type t ordered by
+	// CreatedAt then ID (all types when t is empty).
+	Credentials(ctx context.Context, userID string, t CredentialType) ([]Credential, error)
+	// DeleteCredential removes the user's credential id; ErrNotFound if absent.
+	DeleteCredential(ctx context.Context, userID, id string) error
+
+	// CreateClient stores c; ErrConflict when c.ID is taken.
+	CreateClient(ctx context.Context, c Client) error
+	// Client returns the client with client_id id.
+	Client(ctx context.Context, id string) (Client, error)
+	// ClientsByOrg returns the organisation's clients ordered by ID.
+	ClientsByOrg(ctx context.Context, orgID string) ([]Client, error)
+
+	// AppendAudit appends ev to the hash-chained audit log and returns it with
+	// Seq, PrevHash and Hash set. Appends are serialised, including across
+	// processes sharing the database, so the chain never forks. ev.Time must
+	// be set (it is truncated to the microsecond).
+	AppendAudit(ctx context.Context, ev AuditEvent) (AuditEvent, error)
+	// AuditEvents returns up to limit events with Seq > afterSeq in Seq order.
+	AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]AuditEvent, error)
+	// AuditHead returns the Seq and Hash of the last appended event (0 and
+	// nil for an empty log). It is kept apart from the events so that
+	// deleting the newest events is detected too.
+	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}
