@@ -109,7 +109,7 @@ type Client struct {
 	OrgID                  string
 	Name                   string
 	Public                 bool   // no secret; PKCE required
-	SecretHash             string // PHC string; empty for public clients
+	SecretHash             string // HashClientSecret of the secret; empty for public clients
 	RedirectURIs           []string
 	PostLogoutRedirectURIs []string
 	CreatedAt              time.Time

@@ -1,0 +1,257 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/lanyard/lanyard/authn/password"
+	"github.com/lanyard/lanyard/cmd/idp/server"
+	"github.com/lanyard/lanyard/directory"
+	"github.com/lanyard/lanyard/directory/admin"
+	"github.com/lanyard/lanyard/directory/seal"
+	"github.com/lanyard/lanyard/directory/sqlstore"
+)
+
+var cliActor = admin.Actor{ID: "cli"}
+
+func (e env) admin(ctx context.Context, args []string) error {
+	if len(args) < 2 {
+		return usageErr("admin: want a subject and a verb, such as `admin org create`")
+	}
+	switch sub := args[0] + " " + args[1]; sub {
+	case "org create":
+		return e.adminOrgCreate(ctx, args[2:])
+	case "user create":
+		return e.adminUserCreate(ctx, args[2:])
+	case "client create":
+		return e.adminClientCreate(ctx, args[2:])
+	case "audit verify":
+		return e.adminAuditVerify(ctx, args[2:])
+	case "masterkey rotate":
+		return e.adminMasterKeyRotate(args[2:])
+	default:
+		return usageErr("admin: unknown command %q", sub)
+	}
+}
+
+// stringList is a repeatable flag.
+type stringList []string
+
+func (l *stringList) String() string     { return strings.Join(*l, ",") }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// openAdmin loads the configuration and opens the directory for an admin
+// command, with the admin service on it.
+func (e env) openAdmin(ctx context.Context, cf *configFlags) (*sqlstore.Store, *admin.Service, func(), error) {
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, _, err := server.OpenDirectory(ctx, cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	h, err := password.NewHasher(cfg.PasswordParams())
+	if err != nil {
+		st.Close()
+		return nil, nil, nil, err
+	}
+	return st, admin.New(st, h, time.Now), func() { st.Close() }, nil
+}
+
+func (e env) printJSON(v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func required(fs *flag.FlagSet, names ...string) error {
+	var missing []string
+	for _, n := range names {
+		if fs.Lookup(n).Value.String() == "" {
+			missing = append(missing, "--"+n)
+		}
+	}
+	if len(missing) > 0 {
+		return usageErr("%s: missing %s", fs.Name(), strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func (e env) adminOrgCreate(ctx context.Context, args []string) error {
+	cf := newFlags("admin org create", "data", "database")
+	ods := cf.fs.String("ods", "", "ODS code")
+	name := cf.fs.String("name", "", "organisation name")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "ods", "name"); err != nil {
+		return err
+	}
+	_, svc, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	o, err := svc.CreateOrganisation(ctx, cliActor, *ods, *name)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return e.printJSON(map[string]any{"id": o.ID, "ods_code": o.ODSCode, "name": o.Name, "created_at": o.CreatedAt})
+	}
+	fmt.Fprintf(e.stdout, "created organisation %s %q (id %s)\n", o.ODSCode, o.Name, o.ID)
+	return nil
+}
+
+func (e env) adminUserCreate(ctx context.Context, args []string) error {
+	cf := newFlags("admin user create", "data", "database")
+	org := cf.fs.String("org", "", "ODS code of the organisation")
+	email := cf.fs.String("email", "", "email address")
+	name := cf.fs.String("name", "", `full name, "Given Family"`)
+	pwStdin := cf.fs.Bool("password-stdin", false, "read the password from the first line of standard input")
+	var roles stringList
+	cf.fs.Var(&roles, "role", "role beyond staff (org-admin, national-admin); repeatable")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "org", "email", "name"); err != nil {
+		return err
+	}
+	var pw string
+	if *pwStdin {
+		line, err := bufio.NewReader(io.LimitReader(e.stdin, password.MaxLength+2)).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return fmt.Errorf("read password: %w", err)
+		}
+		if pw = strings.TrimRight(line, "\r\n"); pw == "" {
+			return usageErr("admin user create: --password-stdin given but standard input is empty")
+		}
+	}
+	_, svc, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	in := admin.NewUser{OrgODS: *org, Email: *email, Name: *name, Password: pw}
+	for _, r := range roles {
+		in.Roles = append(in.Roles, directory.Role(r))
+	}
+	cu, err := svc.CreateUser(ctx, cliActor, in)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return e.printJSON(map[string]any{
+			"id": cu.User.ID, "email": cu.User.Email, "given_name": cu.User.GivenName, "family_name": cu.User.FamilyName,
+			"org": cu.Organisation.ODSCode, "roles": cu.Roles, "password_set": pw != "",
+		})
+	}
+	fmt.Fprintf(e.stdout, "created user %s (%s) in %s with roles %v (id %s)\n", cu.User.Email, cu.User.Name(), cu.Organisation.ODSCode, cu.Roles, cu.User.ID)
+	if pw == "" {
+		fmt.Fprintln(e.stdout, "no password set: the user sets one through a reset")
+	}
+	return nil
+}
+
+func (e env) adminClientCreate(ctx context.Context, args []string) error {
+	cf := newFlags("admin client create", "data", "database")
+	org := cf.fs.String("org", "", "ODS code of the organisation")
+	name := cf.fs.String("name", "", "application name")
+	var redirects, logouts stringList
+	cf.fs.Var(&redirects, "redirect-uri", "redirect URI; repeatable")
+	cf.fs.Var(&logouts, "post-logout-redirect-uri", "post-logout redirect URI; repeatable")
+	public := cf.fs.Bool("public", false, "public client (no secret; PKCE required)")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "org", "name", "redirect-uri"); err != nil {
+		return err
+	}
+	_, svc, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	c, secret, err := svc.CreateClient(ctx, cliActor, admin.NewClient{
+		OrgODS: *org, Name: *name, RedirectURIs: redirects, PostLogoutRedirectURIs: logouts, Public: *public,
+	})
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		out := map[string]any{
+			"client_id": c.ID, "name": c.Name, "org": strings.ToUpper(strings.TrimSpace(*org)), "public": c.Public,
+			"redirect_uris": c.RedirectURIs, "post_logout_redirect_uris": c.PostLogoutRedirectURIs,
+		}
+		if secret != "" {
+			out["client_secret"] = secret
+		}
+		return e.printJSON(out)
+	}
+	fmt.Fprintf(e.stdout, "created client %q\nclient_id:     %s\n", c.Name, c.ID)
+	if secret != "" {
+		fmt.Fprintf(e.stdout, "client_secret: %s\n(shown once: only its hash is kept)\n", secret)
+	}
+	return nil
+}
+
+func (e env) adminAuditVerify(ctx context.Context, args []string) error {
+	cf := newFlags("admin audit verify", "data", "database")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	n, err := directory.VerifyAudit(ctx, st)
+	var bl *directory.BrokenLink
+	if err != nil && !errors.As(err, &bl) {
+		return err
+	}
+	if *asJSON {
+		out := map[string]any{"ok": bl == nil, "verified": n}
+		if bl != nil {
+			out["broken_at"], out["reason"] = bl.Seq, bl.Reason
+		}
+		if err := e.printJSON(out); err != nil {
+			return err
+		}
+	} else if bl == nil {
+		fmt.Fprintf(e.stdout, "audit log intact: %d events verified\n", n)
+	}
+	if bl != nil {
+		return &exitError{1, bl}
+	}
+	return nil
+}
+
+func (e env) adminMasterKeyRotate(args []string) error {
+	cf := newFlags("admin masterkey rotate", "data")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return err
+	}
+	id, err := seal.Rotate(cfg.MasterKeyFile)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "new master key %s added to %s; it seals from the next start, older keys still open\n", id, cfg.MasterKeyFile)
+	return nil
+}

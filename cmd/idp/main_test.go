@@ -1,0 +1,371 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"io"
+	"maps"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	_ "modernc.org/sqlite"
+
+	"github.com/lanyard/lanyard/testkit"
+)
+
+var idpBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "idp-bin")
+	if err != nil {
+		panic(err)
+	}
+	idpBin = filepath.Join(dir, "idp")
+	out, err := exec.Command("go", "build", "-o", idpBin, ".").CombinedOutput()
+	if err != nil {
+		os.Stderr.Write(out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+// idp runs the built binary in dir with a clean environment plus env.
+func idp(t *testing.T, dir, stdin string, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, idpBin, args...)
+	cmd.Dir = dir
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}, env...)
+	cmd.Stdin = strings.NewReader(stdin)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("run idp %v: %v", args, err)
+	}
+	return r
+}
+
+// wantFail checks the exit code and that stderr is one line naming want.
+func wantFail(t *testing.T, r result, code int, want string) {
+	t.Helper()
+	if r.code != code {
+		t.Errorf("exit code %d, want %d (stderr %q)", r.code, code, r.stderr)
+	}
+	msg := strings.TrimSpace(r.stderr)
+	if strings.Count(msg, "\n") != 0 || !strings.HasPrefix(msg, "idp: ") {
+		t.Errorf("stderr %q: want exactly one line starting \"idp: \"", r.stderr)
+	}
+	if !strings.Contains(msg, want) {
+		t.Errorf("stderr %q lacks %q", msg, want)
+	}
+}
+
+func decode(t *testing.T, s string) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal([]byte(s), &m); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, s)
+	}
+	return m
+}
+
+func sortedKeys(m map[string]any) []string { return slices.Sorted(maps.Keys(m)) }
+
+func TestVersionAndUsage(t *testing.T) {
+	dir := t.TempDir()
+	if r := idp(t, dir, "", nil, "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "idp ") {
+		t.Errorf("version = %d %q", r.code, r.stdout)
+	}
+	r := idp(t, dir, "", nil)
+	if r.code != 2 {
+		t.Errorf("no command: exit %d, want 2", r.code)
+	}
+	wantFail(t, idp(t, dir, "", nil, "frobnicate"), 2, `unknown command "frobnicate"`)
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--ods", "RRK", "--name", "X", "--colour", "red"), 2, "flag provided but not defined: -colour")
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--name", "X"), 2, "missing --ods")
+	wantFail(t, idp(t, dir, "", nil, "serve", "--addr"), 2, "flag needs an argument")
+}
+
+// backends runs fn once on an SQLite file and once on a fresh PostgreSQL
+// schema, passing the --database flag value to use.
+func backends(t *testing.T, fn func(t *testing.T, dir string, db string)) {
+	t.Run("sqlite", func(t *testing.T) {
+		dir := t.TempDir()
+		fn(t, dir, "sqlite:"+filepath.Join(dir, "lanyard.db"))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, t.TempDir(), testkit.Postgres(t))
+	})
+}
+
+func TestAdminCommands(t *testing.T) {
+	backends(t, func(t *testing.T, dir, db string) {
+		r := idp(t, dir, "", nil, "migrate", "--database", db)
+		if r.code != 0 || !regexp.MustCompile(`applied [1-9]\d* migrations`).MatchString(r.stdout) {
+			t.Fatalf("first migrate: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		if r := idp(t, dir, "", nil, "migrate", "--database", db); r.code != 0 || !strings.Contains(r.stdout, "applied 0 migrations") {
+			t.Errorf("second migrate: %d %q %q, want applied 0", r.code, r.stdout, r.stderr)
+		}
+
+		r = idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "rrk", "--name", "Leeds Teaching Hospitals", "--json")
+		if r.code != 0 {
+			t.Fatalf("org create: %d %q", r.code, r.stderr)
+		}
+		org := decode(t, r.stdout)
+		if diff := cmp.Diff([]string{"created_at", "id", "name", "ods_code"}, sortedKeys(org)); diff != "" {
+			t.Errorf("org JSON keys (-want +got):\n%s", diff)
+		}
+		if org["ods_code"] != "RRK" || org["name"] != "Leeds Teaching Hospitals" {
+			t.Errorf("org JSON = %v", org)
+		}
+		r = idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "A81001", "--name", "The Surgery")
+		if r.code != 0 || !strings.Contains(r.stdout, "created organisation A81001") {
+			t.Errorf("org create (human): %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Again"), 2, "already exists")
+		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "R-1", "--name", "Bad"), 2, "ODS code")
+		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RAE", "--name", "   "), 2, "organisation name must not be empty")
+
+		r = idp(t, dir, "correct horse battery\n", nil, "admin", "user", "create", "--database", db, "--org", "RRK",
+			"--email", "Jane.Smith@nhs.net", "--name", "Jane Smith", "--password-stdin", "--role", "org-admin", "--json")
+		if r.code != 0 {
+			t.Fatalf("user create: %d %q", r.code, r.stderr)
+		}
+		u := decode(t, r.stdout)
+		if diff := cmp.Diff([]string{"email", "family_name", "given_name", "id", "org", "password_set", "roles"}, sortedKeys(u)); diff != "" {
+			t.Errorf("user JSON keys (-want +got):\n%s", diff)
+		}
+		if u["given_name"] != "Jane" || u["family_name"] != "Smith" || u["org"] != "RRK" || u["password_set"] != true ||
+			!cmp.Equal(u["roles"], []any{"org-admin", "staff"}) {
+			t.Errorf("user JSON = %v", u)
+		}
+		if strings.Contains(r.stdout+r.stderr, "correct horse") {
+			t.Error("the password was echoed")
+		}
+		r = idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "A81001", "--email", "gp@nhs.net", "--name", "Ann Other")
+		if r.code != 0 || !strings.Contains(r.stdout, "no password set") {
+			t.Errorf("user create without password: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "JANE.SMITH@NHS.NET", "--name", "Jane Smith"), 2, "already exists")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "jane", "--name", "Jane"), 2, "email")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", " "), 2, "name must not be empty")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "ZZZ99", "--email", "x@nhs.net", "--name", "X Y"), 2, "not found")
+		wantFail(t, idp(t, dir, "short\n", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", "X Y", "--password-stdin"), 2, "at least 10 characters")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", "X Y", "--role", "god"), 2, `role "god"`)
+
+		r = idp(t, dir, "", nil, "admin", "client", "create", "--database", db, "--org", "RRK", "--name", "Rostering",
+			"--redirect-uri", "https://rota.example.nhs.uk/cb", "--redirect-uri", "http://127.0.0.1:9999/callback", "--json")
+		if r.code != 0 {
+			t.Fatalf("client create: %d %q", r.code, r.stderr)
+		}
+		c := decode(t, r.stdout)
+		if diff := cmp.Diff([]string{"client_id", "client_secret", "name", "org", "post_logout_redirect_uris", "public", "redirect_uris"}, sortedKeys(c)); diff != "" {
+			t.Errorf("client JSON keys (-want +got):\n%s", diff)
+		}
+		if s, _ := c["client_secret"].(string); len(s) < 40 {
+			t.Errorf("client_secret %q: want a long random secret", s)
+		}
+		r = idp(t, dir, "", nil, "admin", "client", "create", "--database", db, "--org", "RRK", "--name", "SPA", "--redirect-uri", "https://spa.example.nhs.uk/cb", "--public", "--json")
+		if c := decode(t, r.stdout); r.code != 0 || c["public"] != true || c["client_secret"] != nil {
+			t.Errorf("public client: %d %v", r.code, c)
+		}
+		wantFail(t, idp(t, dir, "", nil, "admin", "client", "create", "--database", db, "--org", "RRK", "--name", "Bad", "--redirect-uri", "http://evil.example/cb"), 2, "loopback")
+
+		r = idp(t, dir, "", nil, "admin", "audit", "verify", "--database", db, "--json")
+		v := decode(t, r.stdout)
+		if r.code != 0 || v["ok"] != true || v["verified"].(float64) < 10 {
+			t.Errorf("audit verify: %d %v %q", r.code, v, r.stderr)
+		}
+	})
+}
+
+func TestBadConfiguration(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	wantFail(t, idp(t, dir, "", nil, "check-config", "--config", write("typo.yaml", "adress: 1\n")), 2, "field adress not found")
+	wantFail(t, idp(t, dir, "", nil, "check-config", "--config", filepath.Join(dir, "missing.yaml")), 2, "no such file")
+	r := idp(t, dir, "", nil, "check-config", "--config", write("bad.yaml", "issuer: http://id.example.nhs.uk\nlog_level: loud\nhttp:\n  max_body_bytes: 1\n"))
+	wantFail(t, r, 2, "invalid configuration")
+	for _, want := range []string{"issuer: must be https", "log_level:", "http.max_body_bytes:"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("stderr %q lacks %q: every problem must be listed", r.stderr, want)
+		}
+	}
+	wantFail(t, idp(t, dir, "", []string{"LANYARD_ADRR=x"}, "check-config"), 2, "LANYARD_ADRR: unknown setting")
+	if r := idp(t, dir, "", []string{"LANYARD_LOG_LEVEL=debug"}, "check-config", "--config", write("ok.yaml", "addr: 127.0.0.1:9000\n")); r.code != 0 {
+		t.Errorf("valid config: %d %q", r.code, r.stderr)
+	}
+	start := time.Now()
+	wantFail(t, idp(t, dir, "", nil, "migrate", "--database", "postgres://lanyard:sekrit@127.0.0.1:1/x?connect_timeout=2"), 2, "unreachable")
+	if d := time.Since(start); d > 20*time.Second {
+		t.Errorf("unreachable database took %v to report", d)
+	}
+	if r := idp(t, dir, "", nil, "migrate", "--database", "postgres://lanyard:sekrit@127.0.0.1:1/x?connect_timeout=2"); strings.Contains(r.stderr, "sekrit") {
+		t.Errorf("stderr %q shows the database password", r.stderr)
+	}
+}
+
+func TestCorruptMasterKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	os.MkdirAll(data, 0o700)
+	key := filepath.Join(data, "master.key")
+	const garbage = "this is not a key\n"
+	os.WriteFile(key, []byte(garbage), 0o600)
+	wantFail(t, idp(t, dir, "", nil, "serve", "--data", data, "--addr", "127.0.0.1:0"), 2, "master_key_file")
+	if got, _ := os.ReadFile(key); string(got) != garbage {
+		t.Errorf("master key file overwritten: %q", got)
+	}
+}
+
+// serveProcess starts `idp serve` and returns it with its stdout lines.
+func serveProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.Scanner) {
+	t.Helper()
+	cmd := exec.Command(idpBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + dir}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, bufio.NewScanner(out)
+}
+
+func TestServeDemo(t *testing.T) {
+	dir := t.TempDir()
+	var first string
+	for round := range 2 {
+		cmd, sc := serveProcess(t, dir, "--demo")
+		var printed strings.Builder
+		var addr string
+		deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+		for sc.Scan() {
+			line := sc.Text()
+			printed.WriteString(line + "\n")
+			if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line); m != nil {
+				addr = m[1]
+				break
+			}
+		}
+		deadline.Stop()
+		if addr == "" {
+			t.Fatalf("serve printed no address:\n%s", printed.String())
+		}
+		out := printed.String()
+		for _, want := range []string{"DEMO1", "demo.user@lanyard.test", "Password:", "client_id:", "client_secret:", "http://127.0.0.1:9999/callback"} {
+			if !strings.Contains(out, want) {
+				t.Errorf("round %d: demo output lacks %q:\n%s", round, want, out)
+			}
+		}
+		creds := out[strings.Index(out, "Demo organisation"):strings.Index(out, "Lanyard ")]
+		if round == 0 {
+			first = creds
+			if !strings.Contains(out, "Created demo data") {
+				t.Errorf("first run did not say it created the demo")
+			}
+		} else if creds != first {
+			t.Errorf("second run printed other credentials:\n%s\nfirst:\n%s", creds, first)
+		}
+		for _, path := range []string{"/healthz", "/readyz"} {
+			resp, err := http.Get("http://" + addr + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Errorf("GET %s = %d, want 200", path, resp.StatusCode)
+			}
+		}
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("after SIGTERM: %v, want a clean exit", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("serve did not stop within 30s of SIGTERM")
+		}
+	}
+	fi, err := os.Stat(filepath.Join(dir, "data", "master.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("master key file: %v, mode %v; want 0600", err, fi.Mode().Perm())
+	}
+}
+
+func TestAuditVerifyDetectsTampering(t *testing.T) {
+	for _, tc := range []struct {
+		name, sql, want string
+	}{
+		{"edited", "UPDATE audit_events SET actor = 'mallory' WHERE seq = 2", `"broken_at": 2`},
+		{"deleted", "DELETE FROM audit_events WHERE seq = 2", `"broken_at": 2`},
+		{"deleted last", "DELETE FROM audit_events WHERE seq = (SELECT MAX(seq) FROM audit_events)", `"broken_at": 3`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "lanyard.db")
+			db := "sqlite:" + path
+			for _, ods := range []string{"RAA", "RAB", "RAC"} {
+				if r := idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", ods, "--name", "Org "+ods); r.code != 0 {
+					t.Fatalf("org create: %q", r.stderr)
+				}
+			}
+			if r := idp(t, dir, "", nil, "admin", "audit", "verify", "--database", db); r.code != 0 || !strings.Contains(r.stdout, "3 events verified") {
+				t.Fatalf("verify before tampering: %d %q %q", r.code, r.stdout, r.stderr)
+			}
+			sdb, err := sql.Open("sqlite", path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := sdb.Exec(tc.sql); err != nil {
+				t.Fatal(err)
+			}
+			sdb.Close()
+			r := idp(t, dir, "", nil, "admin", "audit", "verify", "--database", db, "--json")
+			if r.code != 1 || !strings.Contains(r.stdout, tc.want) || !strings.Contains(r.stdout, `"ok": false`) {
+				t.Errorf("verify after tampering: exit %d, stdout %q; want exit 1 with %s", r.code, r.stdout, tc.want)
+			}
+			wantFail(t, r, 1, "audit chain broken at event")
+		})
+	}
+}

@@ -1,0 +1,186 @@
+// Package server builds a Lanyard server from a Config: it opens the stores,
+// loads the master key, applies migrations and assembles the HTTP handler.
+// cmd/idp runs it, and testkit serves the very same handler in tests.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/lanyard/lanyard/authn/password"
+	"github.com/lanyard/lanyard/directory"
+	"github.com/lanyard/lanyard/directory/admin"
+	"github.com/lanyard/lanyard/directory/ephemeral"
+	"github.com/lanyard/lanyard/directory/ephemeral/mem"
+	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
+	"github.com/lanyard/lanyard/directory/seal"
+	"github.com/lanyard/lanyard/directory/sqlstore"
+)
+
+// ErrSetup wraps every failure to build a server from its configuration
+// (unreachable database, unreadable master key): cmd/idp exits 2 for it.
+var ErrSetup = errors.New("setup")
+
+// Options are what tests and tools may set beyond the Config.
+type Options struct {
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+	// RedisPrefix prefixes every Redis key (tests isolate themselves with it).
+	RedisPrefix string
+}
+
+// Server is an assembled Lanyard. Its fields are for the command line's
+// admin commands and for tests; they are set by Open and not changed after.
+type Server struct {
+	Config    Config
+	Log       *slog.Logger
+	Directory *sqlstore.Store
+	Ephemeral ephemeral.Store
+	Keys      *seal.Keyring
+	Passwords *password.Hasher
+	Admin     *admin.Service
+	Now       func() time.Time
+
+	// KeyCreated is true when Open generated the master key file.
+	KeyCreated bool
+
+	metrics *prometheus.Registry
+	handler http.Handler
+	gc      func(now time.Time) int // in-process store's collector, nil for Redis
+}
+
+// OpenDirectory opens the directory named by cfg.Database (which must be
+// resolved) and applies pending migrations, returning how many. Errors wrap
+// ErrSetup.
+func OpenDirectory(ctx context.Context, cfg Config) (st *sqlstore.Store, migrations int, err error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if st, err = sqlstore.Open(ctx, cfg.Database); err != nil {
+		return nil, 0, fmt.Errorf("%w: database %s: %w", ErrSetup, redactURL(cfg.Database), err)
+	}
+	if err := st.Ping(ctx); err != nil {
+		st.Close()
+		return nil, 0, fmt.Errorf("%w: database %s unreachable: %w", ErrSetup, redactURL(cfg.Database), err)
+	}
+	if migrations, err = st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, 0, fmt.Errorf("%w: database %s: migrate: %w", ErrSetup, redactURL(cfg.Database), err)
+	}
+	return st, migrations, nil
+}
+
+// Open builds a server from a validated cfg: it opens and migrates the
+// directory, connects the ephemeral store, and loads (or, when it is the
+// default file under data, creates) the master key. Errors wrap ErrSetup.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Server, error) {
+	s := &Server{Config: cfg, Log: log, Now: opt.Now}
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+	var err error
+	if s.Keys, s.KeyCreated, err = seal.LoadOrCreate(cfg.MasterKeyFile); err != nil {
+		return nil, fmt.Errorf("%w: master_key_file: %w", ErrSetup, err)
+	}
+	if s.Directory, _, err = OpenDirectory(ctx, cfg); err != nil {
+		return nil, err
+	}
+	if cfg.Redis == "" {
+		m := mem.New(cfg.Ephemeral.MaxItems)
+		s.Ephemeral, s.gc = m, m.GarbageCollect
+	} else {
+		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if s.Ephemeral, err = eredis.New(rctx, cfg.Redis, opt.RedisPrefix); err != nil {
+			return nil, fmt.Errorf("%w: redis %s: %w", ErrSetup, redactURL(cfg.Redis), err)
+		}
+	}
+	if s.Passwords, err = password.NewHasher(cfg.PasswordParams()); err != nil {
+		return nil, fmt.Errorf("%w: password: %w", ErrSetup, err)
+	}
+	s.Admin = admin.New(s.Directory, s.Passwords, s.Now)
+	s.metrics = prometheus.NewRegistry()
+	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.handler = s.routes()
+	ok = true
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Close releases the stores. It is safe to call on a partly opened server.
+func (s *Server) Close() error {
+	var errs []error
+	if s.Ephemeral != nil {
+		errs = append(errs, s.Ephemeral.Close())
+	}
+	if s.Directory != nil {
+		errs = append(errs, s.Directory.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Serve answers on ln until ctx is done, then shuts down gracefully: it
+// stops accepting, lets requests in flight finish within
+// http.shutdown_timeout, and returns nil. Background work (the in-process
+// store's garbage collection) runs while it serves.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	hs := &http.Server{
+		Handler:           s.handler,
+		ReadTimeout:       s.Config.HTTP.ReadTimeout,
+		ReadHeaderTimeout: min(s.Config.HTTP.ReadTimeout, 10*time.Second),
+		WriteTimeout:      s.Config.HTTP.WriteTimeout,
+		IdleTimeout:       s.Config.HTTP.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(s.Log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	if s.gc != nil {
+		go s.collect(ctx)
+	}
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	s.Log.Info("shutting down", "timeout", s.Config.HTTP.ShutdownTimeout.String())
+	sctx, cancel := context.WithTimeout(context.Background(), s.Config.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func (s *Server) collect(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if n := s.gc(s.Now()); n > 0 {
+				s.Log.Debug("ephemeral garbage collected", "items", n)
+			}
+		}
+	}
+}
+
+var _ directory.Store = (*sqlstore.Store)(nil)
