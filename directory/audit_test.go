@@ -23,7 +23,9 @@ func (l *sliceLog) AuditEvents(_ context.Context, after int64, limit int) ([]Aud
 	return out, nil
 }
 
-func (l *sliceLog) AuditHead(context.Context) (int64, []byte, error) { return l.headSeq, l.headHash, nil }
+func (l *sliceLog) AuditHead(context.Context) (int64, []byte, error) {
+	return l.headSeq, l.headHash, nil
+}
 
 func chain(n int) *sliceLog {
 	l := &sliceLog{}
