@@ -71,10 +71,15 @@ func main() {
 	os.Exit(code)
 }
 
-// oneLine joins a multi-line error (errors.Join of every config problem)
-// into the one line the command-line contract promises.
+// oneLine joins a multi-line error (errors.Join of every config problem,
+// a driver's indented detail) into the one line the command-line contract
+// promises.
 func oneLine(err error) string {
-	return strings.ReplaceAll(strings.TrimSpace(err.Error()), "\n", "; ")
+	lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+	for i, l := range lines {
+		lines[i] = strings.Join(strings.Fields(l), " ")
+	}
+	return strings.Join(lines, "; ")
 }
 
 type env struct {
@@ -86,8 +91,7 @@ type env struct {
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, environ []string) error {
 	e := env{stdin, stdout, stderr, environ}
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, usage)
-		return usageErr("no command given")
+		return usageErr("no command given; `idp help` lists them")
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "serve":
@@ -105,8 +109,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		fmt.Fprintln(stdout, usage)
 		return nil
 	default:
-		fmt.Fprintln(stderr, usage)
-		return usageErr("unknown command %q", cmd)
+		return usageErr("unknown command %q; `idp help` lists them", cmd)
 	}
 }
 

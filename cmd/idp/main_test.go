@@ -150,7 +150,7 @@ func TestAdminCommands(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "created organisation A81001") {
 			t.Errorf("org create (human): %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Again"), 2, "already exists")
+		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Again"), 2, "an organisation with ODS code RRK already exists")
 		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "R-1", "--name", "Bad"), 2, "ODS code")
 		wantFail(t, idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RAE", "--name", "   "), 2, "organisation name must not be empty")
 
@@ -174,10 +174,10 @@ func TestAdminCommands(t *testing.T) {
 		if r.code != 0 || !strings.Contains(r.stdout, "no password set") {
 			t.Errorf("user create without password: %d %q %q", r.code, r.stdout, r.stderr)
 		}
-		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "JANE.SMITH@NHS.NET", "--name", "Jane Smith"), 2, "already exists")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "JANE.SMITH@NHS.NET", "--name", "Jane Smith"), 2, "a user with email JANE.SMITH@NHS.NET already exists")
 		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "jane", "--name", "Jane"), 2, "email")
 		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", " "), 2, "name must not be empty")
-		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "ZZZ99", "--email", "x@nhs.net", "--name", "X Y"), 2, "not found")
+		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "ZZZ99", "--email", "x@nhs.net", "--name", "X Y"), 2, `no organisation with ODS code "ZZZ99"`)
 		wantFail(t, idp(t, dir, "short\n", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", "X Y", "--password-stdin"), 2, "at least 10 characters")
 		wantFail(t, idp(t, dir, "", nil, "admin", "user", "create", "--database", db, "--org", "RRK", "--email", "x@nhs.net", "--name", "X Y", "--role", "god"), 2, `role "god"`)
 

@@ -65,6 +65,9 @@ func (s *Service) CreateOrganisation(ctx context.Context, by Actor, ods, name st
 	}
 	if err != nil {
 		s.auditFailure(ctx, by, "organisation.create", ods, "", err)
+		if errors.Is(err, directory.ErrConflict) {
+			return directory.Organisation{}, refusal{"an organisation with ODS code " + o.ODSCode + " already exists", directory.ErrConflict}
+		}
 		return directory.Organisation{}, fmt.Errorf("create organisation %q: %w", ods, err)
 	}
 	return o, nil
@@ -95,6 +98,9 @@ func (s *Service) CreateUser(ctx context.Context, by Actor, in NewUser) (Created
 	cu, err := s.createUser(ctx, by, in)
 	if err != nil {
 		s.auditFailure(ctx, by, "user.create", directory.EmailKey(in.Email), "", err)
+		if errors.Is(err, directory.ErrConflict) {
+			return CreatedUser{}, refusal{"a user with email " + strings.TrimSpace(in.Email) + " already exists (emails are compared ignoring case)", directory.ErrConflict}
+		}
 		return CreatedUser{}, fmt.Errorf("create user %q: %w", in.Email, err)
 	}
 	return cu, nil
@@ -134,7 +140,7 @@ func (s *Service) createUser(ctx context.Context, by Actor, in NewUser) (Created
 	}
 	var org directory.Organisation
 	err = s.store.InTx(ctx, func(tx directory.Store) error {
-		if org, err = tx.OrganisationByODS(ctx, in.OrgODS); err != nil {
+		if org, err = s.organisation(ctx, tx, in.OrgODS); err != nil {
 			return err
 		}
 		if err := tx.CreateUser(ctx, u); err != nil {
@@ -204,7 +210,7 @@ func (s *Service) createClient(ctx context.Context, by Actor, in NewClient) (dir
 		c.SecretHash = directory.HashClientSecret(secret)
 	}
 	err = s.store.InTx(ctx, func(tx directory.Store) error {
-		org, err := tx.OrganisationByODS(ctx, in.OrgODS)
+		org, err := s.organisation(ctx, tx, in.OrgODS)
 		if err != nil {
 			return err
 		}
@@ -220,6 +226,25 @@ func (s *Service) createClient(ctx context.Context, by Actor, in NewClient) (dir
 		return directory.Client{}, "", err
 	}
 	return c, secret, nil
+}
+
+// refusal is an error whose message is fit to show the person who asked for
+// the change; it matches its kind (directory.ErrConflict, ErrNotFound) with
+// errors.Is.
+type refusal struct {
+	msg  string
+	kind error
+}
+
+func (r refusal) Error() string { return r.msg }
+func (r refusal) Unwrap() error { return r.kind }
+
+func (s *Service) organisation(ctx context.Context, st directory.Store, ods string) (directory.Organisation, error) {
+	o, err := st.OrganisationByODS(ctx, ods)
+	if errors.Is(err, directory.ErrNotFound) {
+		return o, refusal{fmt.Sprintf("no organisation with ODS code %q", strings.TrimSpace(ods)), directory.ErrNotFound}
+	}
+	return o, err
 }
 
 // SplitName splits "Given Family" at the last space. A single word is a

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -124,10 +125,53 @@ func (c *Config) LoadYAML(r io.Reader) error {
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
-	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+	err = dec.Decode(c)
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
 		return fmt.Errorf("config file: %w", err)
 	}
-	return nil
+	// yaml reports type errors by line; name the setting too.
+	var root yaml.Node
+	yaml.Unmarshal(data, &root)
+	paths := map[int]string{}
+	keyPaths(&root, "", paths)
+	errs := make([]error, len(te.Errors))
+	for i, msg := range te.Errors {
+		if m := lineMsg.FindStringSubmatch(msg); m != nil {
+			if n, _ := strconv.Atoi(m[1]); paths[n] != "" {
+				msg = fmt.Sprintf("%s (line %s): %s", paths[n], m[1], m[2])
+			}
+		}
+		errs[i] = fmt.Errorf("config file: %s", msg)
+	}
+	return errors.Join(errs...)
+}
+
+var lineMsg = regexp.MustCompile(`^line (\d+): (.*)$`)
+
+// keyPaths records, for each line holding a mapping key, its dotted path.
+func keyPaths(n *yaml.Node, prefix string, out map[int]string) {
+	switch n.Kind {
+	case yaml.DocumentNode:
+		for _, c := range n.Content {
+			keyPaths(c, prefix, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			if _, seen := out[k.Line]; !seen {
+				out[k.Line] = p
+			}
+			keyPaths(v, p, out)
+		}
+	}
 }
 
 // EnvPrefix starts every environment variable Lanyard reads. Variables

@@ -25,9 +25,18 @@ import (
 	"github.com/lanyard/lanyard/directory/sqlstore"
 )
 
-// ErrSetup wraps every failure to build a server from its configuration
-// (unreachable database, unreadable master key): cmd/idp exits 2 for it.
+// ErrSetup matches (with errors.Is) every failure to build a server from
+// its configuration (unreachable database, unreadable master key): cmd/idp
+// exits 2 for it.
 var ErrSetup = errors.New("setup")
+
+type setupError struct{ err error }
+
+func (e setupError) Error() string        { return e.err.Error() }
+func (e setupError) Unwrap() error        { return e.err }
+func (e setupError) Is(target error) bool { return target == ErrSetup }
+
+func setupErr(format string, a ...any) error { return setupError{fmt.Errorf(format, a...)} }
 
 // Options are what tests and tools may set beyond the Config.
 type Options struct {
@@ -63,16 +72,14 @@ type Server struct {
 func OpenDirectory(ctx context.Context, cfg Config) (st *sqlstore.Store, migrations int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	if st, err = sqlstore.Open(ctx, cfg.Database); err != nil {
-		return nil, 0, fmt.Errorf("%w: database %s: %w", ErrSetup, redactURL(cfg.Database), err)
-	}
-	if err := st.Ping(ctx); err != nil {
-		st.Close()
-		return nil, 0, fmt.Errorf("%w: database %s unreachable: %w", ErrSetup, redactURL(cfg.Database), err)
+	if st, err = sqlstore.Open(ctx, cfg.Database); errors.Is(err, directory.ErrInvalid) {
+		return nil, 0, setupErr("database %s: %w", redactURL(cfg.Database), err)
+	} else if err != nil {
+		return nil, 0, setupErr("database %s unreachable: %w", redactURL(cfg.Database), err)
 	}
 	if migrations, err = st.Migrate(ctx); err != nil {
 		st.Close()
-		return nil, 0, fmt.Errorf("%w: database %s: migrate: %w", ErrSetup, redactURL(cfg.Database), err)
+		return nil, 0, setupErr("database %s: migrate: %w", redactURL(cfg.Database), err)
 	}
 	return st, migrations, nil
 }
@@ -93,7 +100,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 	}()
 	var err error
 	if s.Keys, s.KeyCreated, err = seal.LoadOrCreate(cfg.MasterKeyFile); err != nil {
-		return nil, fmt.Errorf("%w: master_key_file: %w", ErrSetup, err)
+		return nil, setupErr("master_key_file: %w", err)
 	}
 	if s.Directory, _, err = OpenDirectory(ctx, cfg); err != nil {
 		return nil, err
@@ -105,11 +112,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		defer cancel()
 		if s.Ephemeral, err = eredis.New(rctx, cfg.Redis, opt.RedisPrefix); err != nil {
-			return nil, fmt.Errorf("%w: redis %s: %w", ErrSetup, redactURL(cfg.Redis), err)
+			return nil, setupErr("redis %s: %w", redactURL(cfg.Redis), err)
 		}
 	}
 	if s.Passwords, err = password.NewHasher(cfg.PasswordParams()); err != nil {
-		return nil, fmt.Errorf("%w: password: %w", ErrSetup, err)
+		return nil, setupErr("password: %w", err)
 	}
 	s.Admin = admin.New(s.Directory, s.Passwords, s.Now)
 	s.metrics = prometheus.NewRegistry()
