@@ -252,8 +252,9 @@ func TestCorruptMasterKeyFile(t *testing.T) {
 	}
 }
 
-// serveProcess starts `idp serve` and returns it with its stdout lines.
-func serveProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.Scanner) {
+// serveProcess starts `idp serve` and returns it with its stdout lines;
+// what it logs goes to stderr.
+func serveProcess(t *testing.T, dir string, stderr io.Writer, args ...string) (*exec.Cmd, *bufio.Scanner) {
 	t.Helper()
 	cmd := exec.Command(idpBin, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	cmd.Dir = dir
@@ -262,7 +263,7 @@ func serveProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.S
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = io.Discard
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -273,8 +274,9 @@ func serveProcess(t *testing.T, dir string, args ...string) (*exec.Cmd, *bufio.S
 func TestServeDemo(t *testing.T) {
 	dir := t.TempDir()
 	var first string
+	var logs bytes.Buffer
 	for round := range 2 {
-		cmd, sc := serveProcess(t, dir, "--demo")
+		cmd, sc := serveProcess(t, dir, &logs, "--demo")
 		var printed strings.Builder
 		var addr string
 		deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
@@ -326,6 +328,18 @@ func TestServeDemo(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("serve did not stop within 30s of SIGTERM")
 		}
+	}
+	secrets := regexp.MustCompile(`(?m)^(?:Password|client_secret):\s+(\S+)$`).FindAllStringSubmatch(first, -1)
+	if len(secrets) != 2 {
+		t.Fatalf("found %d secrets in the demo output, want 2:\n%s", len(secrets), first)
+	}
+	for _, secret := range secrets {
+		if strings.Contains(logs.String(), secret[1]) {
+			t.Errorf("the log contains the demo %s", strings.TrimSuffix(strings.Fields(secret[0])[0], ":"))
+		}
+	}
+	if !strings.Contains(logs.String(), `"msg":"listening"`) {
+		t.Errorf("no JSON log line for listening in:\n%s", logs.String())
 	}
 	fi, err := os.Stat(filepath.Join(dir, "data", "master.key"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
