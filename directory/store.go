@@ -1,6 +1,9 @@
 package directory
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // Store is the persistent directory. It is the deliberate exception to
 // "small interfaces where used": many engines implement it and one suite,
@@ -67,6 +70,34 @@ type Store interface {
 	// nil for an empty log). It is kept apart from the events so that
 	// deleting the newest events is detected too.
 	AuditHead(ctx context.Context) (seq int64, hash []byte, err error)
+
+	// CreateRefreshToken stores t; ErrConflict when its ID or TokenHash is taken.
+	CreateRefreshToken(ctx context.Context, t RefreshToken) error
+	// RefreshTokenByHash returns the refresh token with the given TokenHash,
+	// whether current, rotated or revoked (callers decide), or ErrNotFound.
+	RefreshTokenByHash(ctx context.Context, hash string) (RefreshToken, error)
+	// RotateRefreshToken atomically marks the token oldID rotated at now and
+	// stores next. It returns ErrConflict, storing nothing, when oldID is
+	// already rotated or revoked (of two concurrent rotations one wins), and
+	// ErrNotFound when oldID does not exist.
+	RotateRefreshToken(ctx context.Context, oldID string, next RefreshToken, now time.Time) error
+	// RevokeRefreshFamily marks every token of the family revoked at now and
+	// returns how many were not revoked before.
+	RevokeRefreshFamily(ctx context.Context, familyID string, now time.Time) (int, error)
+	// RevokeRefreshTokensBySession revokes, at now, every token issued from
+	// the login session and returns how many were not revoked before.
+	RevokeRefreshTokensBySession(ctx context.Context, sessionID string, now time.Time) (int, error)
+	// DeleteExpiredRefreshTokens deletes tokens whose ExpiresAt is at or
+	// before now, returning how many.
+	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int, error)
+
+	// CreateSigningKey stores k; ErrConflict when its ID or Generation is
+	// taken (two instances racing to make the next key: one wins).
+	CreateSigningKey(ctx context.Context, k SigningKey) error
+	// SigningKeys returns every stored signing key ordered by Generation.
+	SigningKeys(ctx context.Context) ([]SigningKey, error)
+	// DeleteSigningKey removes a retired key; ErrNotFound if absent.
+	DeleteSigningKey(ctx context.Context, id string) error
 
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
