@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,6 +22,8 @@ type Options struct {
 	// Redis keeps ephemeral state in Redis under a fresh prefix instead of
 	// in process.
 	Redis bool
+	// RedisProxy, with Redis, reaches Redis through a Proxy the test can cut.
+	RedisProxy bool
 	// Now is the server's clock; nil means time.Now.
 	Now func() time.Time
 	// Configure, if set, changes the configuration before the server opens.
@@ -34,6 +37,8 @@ type Server struct {
 	// URL is the issuer: https://127.0.0.1:PORT.
 	URL  string
 	HTTP *httptest.Server
+	// RedisProxy stands between the server and Redis when Options.RedisProxy.
+	RedisProxy *Proxy
 }
 
 // NewServer starts a server for the test with the chosen backends and
@@ -47,11 +52,21 @@ func NewServer(t testing.TB, opt Options) *Server {
 	cfg.Issuer = "https://" + cfg.Addr
 	cfg.LogLevel = "debug"
 	var prefix string
+	var proxy *Proxy
 	if opt.Postgres {
 		cfg.Database = Postgres(t)
 	}
 	if opt.Redis {
 		cfg.Redis, prefix = Redis(t)
+		if opt.RedisProxy {
+			u, err := url.Parse(cfg.Redis)
+			if err != nil {
+				t.Fatal(err)
+			}
+			proxy = NewProxy(t, u.Host)
+			u.Host = proxy.Addr()
+			cfg.Redis = u.String()
+		}
 	}
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
@@ -72,7 +87,7 @@ func NewServer(t testing.TB, opt Options) *Server {
 		ts.Close()
 		s.Close()
 	})
-	return &Server{Server: s, URL: ts.URL, HTTP: ts}
+	return &Server{Server: s, URL: ts.URL, HTTP: ts, RedisProxy: proxy}
 }
 
 // Client returns an HTTP client that trusts the server's certificate, keeps

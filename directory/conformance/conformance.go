@@ -71,6 +71,24 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"AuditPaging", testAuditPaging},
 		{"AuditRollbackLeavesNoGap", testAuditRollback},
 		{"AuditConcurrentAppends", testAuditConcurrent}, // 50 goroutines, one chain
+		{"RefreshTokenCreateGet", testRefreshCreateGet},
+		{"RefreshTokenInvalidIsErrInvalid", testRefreshInvalid},
+		{"RefreshTokenDuplicateHashIsConflict", testRefreshDuplicate},
+		{"RefreshTokenMissingIsNotFound", testRefreshMissing},
+		{"RotateRefreshToken", testRotate},
+		{"RotateRefusedStoresNothing", testRotateRefused},
+		{"RotateTwiceIsConflict", testRotateTwice},
+		{"RotateRace", testRotateRace}, // 50 goroutines, 1 winner
+		{"RotateRevokedIsConflict", testRotateRevoked},
+		{"RefreshTokensInTxRollback", testRefreshInTx},
+		{"RevokeRefreshFamily", testRevokeFamily},
+		{"RevokeRefreshTokensBySession", testRevokeSession},
+		{"RevokeWhileRotating", testRevokeWhileRotating},
+		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefresh},
+		{"SigningKeyCreateList", testSigningKeys},
+		{"SigningKeyGenerationConflict", testSigningKeyConflict},
+		{"SigningKeyInvalidIsErrInvalid", testSigningKeyInvalid},
+		{"DeleteSigningKey", testDeleteSigningKey},
 		{"Ping", testPing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })

@@ -12,7 +12,9 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -41,6 +43,7 @@ const (
 
 type key struct {
 	id   string
+	raw  []byte
 	aead cipher.AEAD
 }
 
@@ -98,6 +101,23 @@ func (k *Keyring) Open(sealed, aad []byte) ([]byte, error) {
 	return nil, fmt.Errorf("%w %q", ErrUnknownKey, id)
 }
 
+// Derive returns n bytes derived with HKDF-SHA256 from each master key,
+// the current key's first, for a named purpose ("session-cookie",
+// "oidc-token"). Every instance with the same key file derives the same
+// keys; keys derived for different purposes are independent. Verifiers try
+// them all, so values made before a rotation stay valid.
+func (k *Keyring) Derive(purpose string, n int) [][]byte {
+	out := make([][]byte, len(k.keys))
+	for i, kk := range k.keys {
+		d, err := hkdf.Key(sha256.New, kk.raw, nil, "lanyard:"+purpose, n)
+		if err != nil {
+			panic("seal: derive: " + err.Error()) // only for n beyond HKDF's limit
+		}
+		out[i] = d
+	}
+	return out
+}
+
 // CurrentKeyID returns the ID of the key that seals.
 func (k *Keyring) CurrentKeyID() string { return k.keys[0].id }
 
@@ -143,7 +163,7 @@ func Parse(data []byte) (*Keyring, error) {
 			return nil, fmt.Errorf("%w: line %d: %v", ErrBadKeyFile, line, err)
 		}
 		seen[id] = true
-		k.keys = append(k.keys, key{id: id, aead: aead})
+		k.keys = append(k.keys, key{id: id, raw: raw, aead: aead})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKeyFile, err)

@@ -117,3 +117,22 @@ func TestRotate(t *testing.T) {
 }
 
 func b64(n int) string { return base64.StdEncoding.EncodeToString(make([]byte, n)) }
+
+func TestDerive(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "master.key")
+	k1, _, _ := LoadOrCreate(p)
+	k2, _ := Load(p)
+	a, b := k1.Derive("cookie", 32), k2.Derive("cookie", 32)
+	if len(a) != 1 || !bytes.Equal(a[0], b[0]) || len(a[0]) != 32 {
+		t.Fatalf("Derive differs between loads of one file: %x %x", a, b)
+	}
+	if bytes.Equal(a[0], k1.Derive("token", 32)[0]) {
+		t.Error("two purposes derive the same key")
+	}
+	Rotate(p)
+	k3, _ := Load(p)
+	d := k3.Derive("cookie", 32)
+	if len(d) != 2 || !bytes.Equal(d[1], a[0]) || bytes.Equal(d[0], a[0]) {
+		t.Error("after rotation: want a new current derived key first and the old one kept")
+	}
+}

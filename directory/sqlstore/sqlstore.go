@@ -98,8 +98,8 @@ type querier interface {
 //
 // Times are stored as Unix microseconds on both engines, so they come back
 // as the same instant in UTC, truncated to the microsecond; a zero
-// Credential.LastUsedAt comes back zero. Empty lists, maps and secrets come
-// back nil.
+// Credential.LastUsedAt, RefreshToken.AuthTime, RotatedAt or RevokedAt comes
+// back zero. Empty lists, maps and secrets come back nil.
 type Store struct {
 	db *sql.DB
 	d  *dialect

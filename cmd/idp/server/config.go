@@ -49,6 +49,8 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 
 	HTTP      HTTPConfig      `yaml:"http"`
+	Session   SessionConfig   `yaml:"session"`
+	OIDC      OIDCConfig      `yaml:"oidc"`
 	Password  PasswordConfig  `yaml:"password"`
 	Ephemeral EphemeralConfig `yaml:"ephemeral"`
 	SMTP      SMTPConfig      `yaml:"smtp"`
@@ -61,6 +63,23 @@ type HTTPConfig struct {
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
 	MaxBodyBytes    int64         `yaml:"max_body_bytes"`
+}
+
+// SessionConfig bounds login sessions and ceremonies.
+type SessionConfig struct {
+	IdleTimeout     time.Duration `yaml:"idle_timeout"`
+	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
+	LoginTimeout    time.Duration `yaml:"login_timeout"`
+}
+
+// OIDCConfig holds token lifetimes and signing-key rotation.
+type OIDCConfig struct {
+	CodeLifetime         time.Duration `yaml:"code_lifetime"`
+	AccessTokenLifetime  time.Duration `yaml:"access_token_lifetime"`
+	IDTokenLifetime      time.Duration `yaml:"id_token_lifetime"`
+	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
+	SigningKeyPeriod     time.Duration `yaml:"signing_key_period"`
+	SigningKeyLead       time.Duration `yaml:"signing_key_lead"`
 }
 
 // PasswordConfig holds the argon2id parameters for new hashes; stored
@@ -99,6 +118,11 @@ func Defaults() Config {
 			IdleTimeout:     120 * time.Second,
 			ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes:    1 << 20,
+		},
+		Session: SessionConfig{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 10 * time.Hour, LoginTimeout: 30 * time.Minute},
+		OIDC: OIDCConfig{
+			CodeLifetime: time.Minute, AccessTokenLifetime: 15 * time.Minute, IDTokenLifetime: 15 * time.Minute,
+			RefreshTokenLifetime: 12 * time.Hour, SigningKeyPeriod: 30 * 24 * time.Hour, SigningKeyLead: 24 * time.Hour,
 		},
 		Password: PasswordConfig{
 			MemoryKiB:   password.DefaultParams.MemoryKiB,
@@ -334,6 +358,30 @@ func (c *Config) Validate() error {
 		if d.v < time.Second || d.v > 10*time.Minute {
 			bad(d.key, "must be from 1s to 10m", d.v)
 		}
+	}
+	for _, d := range []struct {
+		key       string
+		v, lo, hi time.Duration
+	}{
+		{"session.idle_timeout", c.Session.IdleTimeout, time.Minute, 24 * time.Hour},
+		{"session.absolute_timeout", c.Session.AbsoluteTimeout, time.Minute, 30 * 24 * time.Hour},
+		{"session.login_timeout", c.Session.LoginTimeout, time.Minute, 24 * time.Hour},
+		{"oidc.code_lifetime", c.OIDC.CodeLifetime, 10 * time.Second, 10 * time.Minute},
+		{"oidc.access_token_lifetime", c.OIDC.AccessTokenLifetime, time.Minute, 24 * time.Hour},
+		{"oidc.id_token_lifetime", c.OIDC.IDTokenLifetime, time.Minute, 24 * time.Hour},
+		{"oidc.refresh_token_lifetime", c.OIDC.RefreshTokenLifetime, time.Minute, 90 * 24 * time.Hour},
+		{"oidc.signing_key_period", c.OIDC.SigningKeyPeriod, time.Hour, 365 * 24 * time.Hour},
+		{"oidc.signing_key_lead", c.OIDC.SigningKeyLead, time.Minute, 30 * 24 * time.Hour},
+	} {
+		if d.v < d.lo || d.v > d.hi {
+			bad(d.key, fmt.Sprintf("must be from %s to %s", d.lo, d.hi), d.v)
+		}
+	}
+	if c.Session.AbsoluteTimeout < c.Session.IdleTimeout {
+		bad("session.absolute_timeout", "must be at least session.idle_timeout", c.Session.AbsoluteTimeout)
+	}
+	if c.OIDC.SigningKeyLead >= c.OIDC.SigningKeyPeriod {
+		bad("oidc.signing_key_lead", "must be shorter than oidc.signing_key_period", c.OIDC.SigningKeyLead)
 	}
 	if c.HTTP.MaxBodyBytes < 1<<10 || c.HTTP.MaxBodyBytes > 64<<20 {
 		bad("http.max_body_bytes", "must be from 1024 to 67108864", c.HTTP.MaxBodyBytes)

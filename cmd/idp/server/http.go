@@ -31,9 +31,11 @@ func (s *Server) routes() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "not_found"})
-	})
+	pages := s.Authn.Handler()
+	for _, p := range []string{"/login", "/logout", "/logged-out", "/account", "/static/"} {
+		mux.Handle(p, pages)
+	}
+	mux.Handle("/", s.OIDC.Handler())
 	return s.instrument(s.limitBody(mux))
 }
 

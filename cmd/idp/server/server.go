@@ -10,11 +10,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/lanyard/lanyard/authn"
 	"github.com/lanyard/lanyard/authn/password"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
@@ -23,6 +25,8 @@ import (
 	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
+	"github.com/lanyard/lanyard/oidc"
+	"github.com/lanyard/lanyard/templates"
 )
 
 // ErrSetup matches (with errors.Is) every failure to build a server from
@@ -56,6 +60,8 @@ type Server struct {
 	Keys      *seal.Keyring
 	Passwords *password.Hasher
 	Admin     *admin.Service
+	Authn     *authn.Authenticator
+	OIDC      *oidc.Provider
 	Now       func() time.Time
 
 	// KeyCreated is true when Open generated the master key file.
@@ -119,6 +125,32 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		return nil, setupErr("password: %w", err)
 	}
 	s.Admin = admin.New(s.Directory, s.Passwords, s.Now)
+	pages, err := templates.New()
+	if err != nil {
+		return nil, fmt.Errorf("templates: %w", err)
+	}
+	secure := strings.HasPrefix(cfg.Issuer, "https://")
+	s.Authn = authn.New(authn.Config{
+		Secure:      secure,
+		Sessions:    authn.SessionPolicy{Idle: cfg.Session.IdleTimeout, Absolute: cfg.Session.AbsoluteTimeout},
+		CeremonyTTL: cfg.Session.LoginTimeout,
+		RequestID:   RequestID,
+	}, s.Directory, s.Ephemeral, s.Passwords, pages, s.Keys.Derive("session-cookie", 32), s.Now, log)
+	s.OIDC, err = oidc.New(oidc.Config{
+		Issuer: cfg.Issuer,
+		Lifetimes: oidc.Lifetimes{
+			AuthRequest: cfg.Session.LoginTimeout, Code: cfg.OIDC.CodeLifetime, AccessToken: cfg.OIDC.AccessTokenLifetime,
+			IDToken: cfg.OIDC.IDTokenLifetime, RefreshToken: cfg.OIDC.RefreshTokenLifetime,
+		},
+		Keys: oidc.KeyPolicy{Period: cfg.OIDC.SigningKeyPeriod, Lead: cfg.OIDC.SigningKeyLead,
+			Retain: max(cfg.OIDC.IDTokenLifetime, cfg.OIDC.AccessTokenLifetime) + time.Hour},
+	}, s.Directory, s.Ephemeral, s.Keys, s.Authn, s.Now, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.OIDC.Warm(ctx); err != nil {
+		return nil, setupErr("signing keys: %w", err)
+	}
 	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler = s.routes()

@@ -3,11 +3,8 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"io"
-	"net"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -101,12 +98,12 @@ func TestServerGone(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseURL: %v", err)
 	}
-	p := startProxy(t, opt.Addr)
+	p := testkit.NewProxy(t, opt.Addr)
 	pu, err := url.Parse(u)
 	if err != nil {
 		t.Fatalf("parse URL: %v", err)
 	}
-	pu.Host = p.ln.Addr().String()
+	pu.Host = p.Addr()
 	s, err := redis.New(t.Context(), pu.String(), prefix)
 	if err != nil {
 		t.Fatalf("New through proxy: %v", err)
@@ -118,7 +115,7 @@ func TestServerGone(t *testing.T) {
 		}
 	}
 
-	p.stop()
+	p.Cut()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	for name, err := range ops(ctx, s) {
@@ -223,66 +220,4 @@ func BenchmarkTakeParallel(b *testing.B) {
 	// requests in flight per CPU.
 	b.SetParallelism(8)
 	conformance.BenchmarkTakeParallel(b, s)
-}
-
-// proxy forwards TCP connections to a target until stopped, standing in for
-// a Redis that goes away.
-type proxy struct {
-	ln     net.Listener
-	target string
-	wg     sync.WaitGroup
-
-	mu      sync.Mutex
-	stopped bool
-	conns   []net.Conn
-}
-
-func startProxy(t *testing.T, target string) *proxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	p := &proxy{ln: ln, target: target}
-	p.wg.Go(p.serve)
-	t.Cleanup(p.stop)
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.stopped {
-			p.mu.Unlock()
-			c.Close()
-			up.Close()
-			return
-		}
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		p.wg.Go(func() { io.Copy(up, c); up.Close() })
-		p.wg.Go(func() { io.Copy(c, up); c.Close() })
-	}
-}
-
-// stop closes the listener and every connection, then waits for the copiers.
-func (p *proxy) stop() {
-	p.ln.Close()
-	p.mu.Lock()
-	p.stopped = true
-	for _, c := range p.conns {
-		c.Close()
-	}
-	p.conns = nil
-	p.mu.Unlock()
-	p.wg.Wait()
 }

@@ -1,0 +1,401 @@
+package authn
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/lanyard/lanyard/authn/password"
+	"github.com/lanyard/lanyard/directory"
+	"github.com/lanyard/lanyard/directory/ephemeral"
+	"github.com/lanyard/lanyard/templates"
+)
+
+// Directory is what authn needs of the directory.
+type Directory interface {
+	UserByEmail(ctx context.Context, email string) (directory.User, error)
+	User(ctx context.Context, id string) (directory.User, error)
+	Credentials(ctx context.Context, userID string, t directory.CredentialType) ([]directory.Credential, error)
+	PutCredential(ctx context.Context, c directory.Credential) error
+	AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error)
+}
+
+// Config holds authn's settings.
+type Config struct {
+	// Secure marks cookies Secure and gives them the __Host- prefix; set
+	// when the issuer is https.
+	Secure      bool
+	Sessions    SessionPolicy
+	CeremonyTTL time.Duration
+	// RequestID returns the ID the server gave a request, shown on error
+	// pages as a reference.
+	RequestID func(context.Context) string
+}
+
+// Authenticator runs the login ceremony and the sessions. It is safe for
+// concurrent use and keeps no state of its own: any instance continues any
+// ceremony.
+type Authenticator struct {
+	cfg      Config
+	dir      Directory
+	eph      ephemeral.Store
+	hasher   *password.Hasher
+	pages    *templates.Pages
+	sessions *sessionStore
+	onEnd    []EndedHook
+	secure   bool
+	now      func() time.Time
+	log      *slog.Logger
+}
+
+// New returns an Authenticator. cookieKeys are HMAC keys for the session
+// cookie, the current one first (seal.Keyring.Derive).
+func New(cfg Config, dir Directory, eph ephemeral.Store, hasher *password.Hasher, pages *templates.Pages, cookieKeys [][]byte, now func() time.Time, log *slog.Logger) *Authenticator {
+	if cfg.RequestID == nil {
+		cfg.RequestID = func(context.Context) string { return "" }
+	}
+	return &Authenticator{
+		cfg: cfg, dir: dir, eph: eph, hasher: hasher, pages: pages, secure: cfg.Secure, now: now, log: log,
+		sessions: newSessionStore(eph, cookieKeys, cfg.Secure, cfg.Sessions, now),
+	}
+}
+
+// Handler returns the browser-facing pages: /login, /logout, /logged-out,
+// /account and the static assets. Every response carries strict security
+// headers, and state-changing requests from other origins are refused.
+func (a *Authenticator) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /login", a.showLogin)
+	mux.HandleFunc("POST /login", a.submitLogin)
+	mux.HandleFunc("GET /logout", a.showLogout)
+	mux.HandleFunc("POST /logout", a.submitLogout)
+	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
+		a.render(w, r, http.StatusOK, templates.LoggedOut{SignInURL: "/account"})
+	})
+	mux.HandleFunc("GET /account", a.showAccount)
+	mux.Handle("GET "+templates.StaticPrefix, templates.Static())
+	return SecurityHeaders(http.NewCrossOriginProtection().Handler(mux))
+}
+
+// SecurityHeaders sets the headers every page of Lanyard carries: a CSP
+// with no inline script, no framing, no caching of pages, no referrer.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+			"object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		if !strings.HasPrefix(r.URL.Path, templates.StaticPrefix) {
+			h.Set("Cache-Control", "no-store")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Current returns the browser's live session. ok is false when there is
+// none; err means the session store cannot answer.
+func (a *Authenticator) Current(r *http.Request) (Session, bool, error) {
+	return a.sessions.current(r.Context(), r)
+}
+
+// OnSessionEnd registers h to run when a user signs out on Lanyard's page.
+// Call it while wiring, before serving.
+func (a *Authenticator) OnSessionEnd(h EndedHook) { a.onEnd = append(a.onEnd, h) }
+
+// SessionID returns the session ID the browser presents, without checking
+// it (for logout, which ends it whatever its state).
+func (a *Authenticator) SessionID(r *http.Request) string { return a.sessions.id(r) }
+
+// EndSession ends the session whose cookie carries id, on every instance,
+// and returns it. ok is false when it had already ended.
+func (a *Authenticator) EndSession(ctx context.Context, id string) (sess Session, ok bool, err error) {
+	sess, err = a.sessions.end(ctx, id)
+	if errors.Is(err, ephemeral.ErrNotFound) {
+		return Session{}, false, nil
+	}
+	return sess, err == nil, err
+}
+
+// EndedHook, when set, is called with every session a user ends by signing
+// out on Lanyard's own page, so protocols can revoke what it issued.
+type EndedHook func(ctx context.Context, s Session)
+
+func (a *Authenticator) render(w http.ResponseWriter, r *http.Request, status int, p templates.Page) {
+	if err := a.pages.Render(w, status, p); err != nil { // Render has answered 500
+		a.log.ErrorContext(r.Context(), "render page", "request_id", a.cfg.RequestID(r.Context()), "reason", err.Error())
+	}
+}
+
+// Fail shows an error page. message is for the user; causes go to the log.
+func (a *Authenticator) Fail(w http.ResponseWriter, r *http.Request, status int, title, message string) {
+	a.render(w, r, status, templates.Error{Title: title, Message: message, RequestID: a.cfg.RequestID(r.Context())})
+}
+
+// unavailable answers 503 when a store cannot be reached.
+func (a *Authenticator) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	a.log.ErrorContext(r.Context(), "store unavailable", "request_id", a.cfg.RequestID(r.Context()), "reason", err.Error())
+	w.Header().Set("Retry-After", "30")
+	a.Fail(w, r, http.StatusServiceUnavailable, "Sorry, there is a problem with the service",
+		"Signing in is not working at the moment. Try again in a few minutes.")
+}
+
+func (a *Authenticator) expired(w http.ResponseWriter, r *http.Request) {
+	a.Fail(w, r, http.StatusBadRequest, "This sign-in page has expired",
+		"Go back to the application you were using and sign in again.")
+}
+
+// clientIP is the address the request came from, for the audit log.
+// TODO(lanyard): #5 believe X-Forwarded-For from trusted_proxies.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func (a *Authenticator) audit(ctx context.Context, r *http.Request, action, userID, outcome string, detail map[string]string) {
+	if _, err := a.dir.AppendAudit(ctx, directory.AuditEvent{
+		Time: a.now(), Actor: userID, Action: action, Target: userID, IP: clientIP(r), Outcome: outcome, Detail: detail,
+	}); err != nil {
+		a.log.ErrorContext(ctx, "audit append failed", "action", action, "reason", err.Error())
+	}
+}
+
+func (a *Authenticator) showLogin(w http.ResponseWriter, r *http.Request) {
+	c, err := a.loadCeremony(r, r.URL.Query().Get("c"))
+	if errors.Is(err, errCeremonyGone) {
+		a.expired(w, r)
+		return
+	} else if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if r.URL.Query().Get("step") == stepIdentify {
+		c.Step = stepIdentify // "Not you?": shown only; the ceremony moves on when the form is sent
+	}
+	a.showStep(w, r, c, http.StatusOK, nil)
+}
+
+func (a *Authenticator) showStep(w http.ResponseWriter, r *http.Request, c *ceremony, status int, errs []templates.FieldError) {
+	switch c.Step {
+	case stepPassword:
+		a.render(w, r, status, templates.LoginPassword{
+			Action: "/login", CSRFToken: c.CSRF, Ceremony: c.ID, Email: c.Email, ClientName: c.ClientName,
+			NotYouURL: "/login?c=" + c.ID + "&step=identify", Errors: errs,
+		})
+	default:
+		a.render(w, r, status, templates.LoginIdentify{
+			Action: "/login", CSRFToken: c.CSRF, Ceremony: c.ID, Email: c.Email, ClientName: c.ClientName, Errors: errs,
+		})
+	}
+}
+
+// MaxFormBytes bounds a login form.
+const MaxFormBytes = 16 << 10
+
+func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		var mb *http.MaxBytesError
+		if errors.As(err, &mb) {
+			a.Fail(w, r, http.StatusRequestEntityTooLarge, "Form too large", "Go back and try again.")
+			return
+		}
+		a.Fail(w, r, http.StatusBadRequest, "Form not valid", "Go back and try again.")
+		return
+	}
+	c, err := a.loadCeremony(r, r.PostForm.Get("ceremony"))
+	if errors.Is(err, errCeremonyGone) {
+		a.expired(w, r)
+		return
+	} else if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if !validCSRF(c, r) {
+		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
+		return
+	}
+	if _, ok := r.PostForm["password"]; !ok {
+		c.Step = stepIdentify // the identify form, also reached by "Not you?"
+	}
+	var errs []templates.FieldError
+	switch c.Step {
+	case stepIdentify:
+		errs = a.identify(c, r.PostForm.Get("email"))
+	case stepPassword:
+		var done bool
+		done, errs, err = a.checkPassword(r, c, r.PostForm.Get("password"))
+		if err != nil {
+			a.unavailable(w, r, err)
+			return
+		}
+		if done {
+			a.finish(w, r, c)
+			return
+		}
+	default:
+		a.expired(w, r)
+		return
+	}
+	if errs == nil {
+		c.Step = c.next()
+	}
+	if err := a.saveCeremony(r.Context(), c); err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if errs != nil {
+		a.showStep(w, r, c, http.StatusUnprocessableEntity, errs)
+		return
+	}
+	http.Redirect(w, r, "/login?c="+c.ID, http.StatusSeeOther)
+}
+
+// identify takes the email. Whether an account exists is not checked
+// here, so the page answers alike for every address.
+func (a *Authenticator) identify(c *ceremony, email string) []templates.FieldError {
+	e, err := directory.NormaliseEmail(email)
+	if err != nil {
+		return []templates.FieldError{{Field: "email", Message: "Enter an email address in the correct format, like name@example.nhs.uk"}}
+	}
+	c.Email = e
+	return nil
+}
+
+var errBadCredentials = []templates.FieldError{{Field: "password", Message: "Your email address or password is not right. Check them and try again."}}
+
+// checkPassword verifies the password for the ceremony's email. An unknown
+// email, a user without a password and a wrong password all fail with the
+// same message after the same argon2id work. err is a store failure.
+func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (bool, []templates.FieldError, error) {
+	ctx := r.Context()
+	if pw == "" {
+		return false, []templates.FieldError{{Field: "password", Message: "Enter your password"}}, nil
+	}
+	u, err := a.dir.UserByEmail(ctx, c.Email)
+	if errors.Is(err, directory.ErrNotFound) {
+		a.hasher.VerifyDummy(pw)
+		c.Failures++
+		a.audit(ctx, r, "login.password", "", directory.OutcomeFailure, map[string]string{"reason": "unknown_user"})
+		return false, errBadCredentials, nil
+	} else if err != nil {
+		return false, nil, err
+	}
+	creds, err := a.dir.Credentials(ctx, u.ID, directory.CredentialPassword)
+	if err != nil {
+		return false, nil, err
+	}
+	if len(creds) == 0 {
+		a.hasher.VerifyDummy(pw)
+		c.Failures++
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": "no_password"})
+		return false, errBadCredentials, nil
+	}
+	cred := creds[len(creds)-1]
+	ok, rehash, err := a.hasher.Verify(string(cred.Secret), pw)
+	if err != nil {
+		a.log.ErrorContext(ctx, "stored password hash unusable", "user_id", u.ID, "reason", err.Error())
+	}
+	if !ok {
+		c.Failures++
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": "wrong_password"})
+		return false, errBadCredentials, nil
+	}
+	if u.Status != directory.UserActive {
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeDenied, map[string]string{"reason": "disabled"})
+		return false, []templates.FieldError{{Field: "", Message: "Your account has been disabled. Contact your organisation's administrator."}}, nil
+	}
+	cred.LastUsedAt = a.now()
+	if rehash {
+		if h, err := a.hasher.Hash(pw); err == nil {
+			cred.Secret = []byte(h)
+		}
+	}
+	if err := a.dir.PutCredential(ctx, cred); err != nil {
+		return false, nil, err
+	}
+	c.UserID, c.AMR = u.ID, append(c.AMR, AMRPassword)
+	return true, nil, nil
+}
+
+// finish starts the session the ceremony earned and returns to the
+// protocol that asked for it.
+func (a *Authenticator) finish(w http.ResponseWriter, r *http.Request, c *ceremony) {
+	ctx := r.Context()
+	acr := ACRPassword
+	sess, err := a.sessions.start(ctx, w, r, c.UserID, c.AMR, acr)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.eph.Delete(ctx, keyCeremony+c.ID)
+	http.SetCookie(w, &http.Cookie{Name: a.bindingCookieName(), Path: "/", MaxAge: -1, Secure: a.secure, HttpOnly: true})
+	a.audit(ctx, r, "login.password", sess.UserID, directory.OutcomeSuccess, map[string]string{"amr": strings.Join(sess.AMR, " ")})
+	http.Redirect(w, r, c.Return, http.StatusSeeOther)
+}
+
+func (a *Authenticator) showAccount(w http.ResponseWriter, r *http.Request) {
+	sess, ok, err := a.Current(r)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if !ok {
+		a.StartLogin(w, r, LoginOptions{Return: "/account"})
+		return
+	}
+	u, err := a.dir.User(r.Context(), sess.UserID)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, templates.Account{Name: u.Name(), Email: u.Email, SignOutAction: "/logout", CSRFToken: sess.CSRF})
+}
+
+func (a *Authenticator) showLogout(w http.ResponseWriter, r *http.Request) {
+	sess, ok, err := a.Current(r)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if !ok {
+		http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+		return
+	}
+	a.render(w, r, http.StatusOK, templates.LogoutConfirm{Action: "/logout", CSRFToken: sess.CSRF})
+}
+
+func (a *Authenticator) submitLogout(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	r.ParseForm()
+	sess, ok, err := a.Current(r)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if ok {
+		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) != 1 {
+			a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
+			return
+		}
+		if _, err := a.sessions.end(r.Context(), sess.ID); err != nil && !errors.Is(err, ephemeral.ErrNotFound) {
+			a.unavailable(w, r, err)
+			return
+		}
+		for _, h := range a.onEnd {
+			h(r.Context(), sess)
+		}
+		a.audit(r.Context(), r, "session.logout", sess.UserID, directory.OutcomeSuccess, nil)
+	}
+	a.sessions.clearCookie(w, r)
+	http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+}
