@@ -62,10 +62,19 @@ type LoginOptions struct {
 }
 
 // localPath reports whether p is a path on this server (not "//host" or a
-// URL with a scheme), so Return can never become an open redirect.
+// URL with a scheme), so Return can never become an open redirect. Paths
+// Lanyard builds are percent-encoded, so any backslash, space or control
+// character (which browsers drop or turn into "/") is refused outright.
 func localPath(p string) bool {
-	return strings.HasPrefix(p, "/") && !strings.HasPrefix(p, "//") && !strings.HasPrefix(p, "/\\") &&
-		!strings.ContainsAny(p, "\r\n")
+	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		if c := p[i]; c <= ' ' || c == '\\' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 func (a *Authenticator) bindingCookieName() string {

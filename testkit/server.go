@@ -26,6 +26,10 @@ type Options struct {
 	RedisProxy bool
 	// Now is the server's clock; nil means time.Now.
 	Now func() time.Time
+	// Share makes this server a second instance of another: the same
+	// database, Redis prefix, master key and issuer, as behind a load
+	// balancer.
+	Share *Server
 	// Configure, if set, changes the configuration before the server opens.
 	Configure func(*server.Config)
 }
@@ -39,6 +43,10 @@ type Server struct {
 	HTTP *httptest.Server
 	// RedisProxy stands between the server and Redis when Options.RedisProxy.
 	RedisProxy *Proxy
+	// Base is this instance's own address (https://127.0.0.1:PORT); it
+	// equals URL, the issuer, except for a Share instance.
+	Base        string
+	redisPrefix string
 }
 
 // NewServer starts a server for the test with the chosen backends and
@@ -68,6 +76,10 @@ func NewServer(t testing.TB, opt Options) *Server {
 			cfg.Redis = u.String()
 		}
 	}
+	if sh := opt.Share; sh != nil {
+		cfg.Database, cfg.Redis, prefix = sh.Config.Database, sh.Config.Redis, sh.redisPrefix
+		cfg.MasterKeyFile, cfg.Issuer = sh.Config.MasterKeyFile, sh.URL
+	}
 	if opt.Configure != nil {
 		opt.Configure(&cfg)
 	}
@@ -87,7 +99,7 @@ func NewServer(t testing.TB, opt Options) *Server {
 		ts.Close()
 		s.Close()
 	})
-	return &Server{Server: s, URL: ts.URL, HTTP: ts, RedisProxy: proxy}
+	return &Server{Server: s, URL: cfg.Issuer, Base: ts.URL, HTTP: ts, RedisProxy: proxy, redisPrefix: prefix}
 }
 
 // Client returns an HTTP client that trusts the server's certificate, keeps
