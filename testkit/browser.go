@@ -23,6 +23,10 @@ func (s *Server) Browser(t testing.TB) *Browser {
 	return &Browser{t: t, HTTP: s.Client(t)}
 }
 
+// NewBrowser returns a user agent on hc, which should keep cookies and not
+// follow redirects.
+func NewBrowser(t testing.TB, hc *http.Client) *Browser { return &Browser{t: t, HTTP: hc} }
+
 // Page is a response with its body read.
 type Page struct {
 	URL    *url.URL

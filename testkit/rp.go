@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"crypto/rand"
+	"net/http"
 	"net/url"
 	"testing"
 
@@ -24,8 +25,14 @@ type RP struct {
 // the client. An empty secret makes a public client.
 func (s *Server) RP(t testing.TB, clientID, secret, redirectURI string, scopes ...string) *RP {
 	t.Helper()
-	ctx := gooidc.ClientContext(t.Context(), s.Client(t))
-	p, err := gooidc.NewProvider(ctx, s.URL)
+	return NewRP(t, s.URL, s.Client(t), clientID, secret, redirectURI, scopes...)
+}
+
+// NewRP is a relying party of the provider at issuer, reached with hc.
+func NewRP(t testing.TB, issuer string, hc *http.Client, clientID, secret, redirectURI string, scopes ...string) *RP {
+	t.Helper()
+	ctx := gooidc.ClientContext(t.Context(), hc)
+	p, err := gooidc.NewProvider(ctx, issuer)
 	if err != nil {
 		t.Fatalf("discovery: %v", err)
 	}

@@ -19,6 +19,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -33,7 +34,9 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); errors.Is(err, flag.ErrHelp) {
+		os.Exit(2)
+	} else if err != nil {
 		fmt.Fprintln(os.Stderr, "oidcload:", err)
 		os.Exit(1)
 	}
@@ -59,7 +62,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	conc := fs.String("concurrency", "1,2,4", "comma-separated numbers of concurrent workers")
 	fs.StringVar(&o.mode, "mode", "all", "what to measure: login, refresh or all")
 	fs.IntVar(&o.maxOps, "max", 100_000, "operation limit of each measurement")
-	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the measurements (server and load generator) to this file")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each login and refresh measurement (server and load generator) to `PREFIX`.login-c1.pprof and so on")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -120,16 +123,24 @@ func run(args []string, stdout, stderr io.Writer) error {
 	defer t.close()
 	progress := func(format string, a ...any) { fmt.Fprintf(stderr, format+"\n", a...) }
 
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
+	// profiled runs fn under a CPU profile of its own (server and load
+	// generator alike) when -cpuprofile is set, leaving the ceilings out.
+	profiled := func(name string, fn func() (result, error)) (result, error) {
+		if o.cpuProfile == "" {
+			return fn()
+		}
+		path := fmt.Sprintf("%s.%s.pprof", o.cpuProfile, name)
+		f, err := os.Create(path)
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		defer f.Close()
 		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
+			return result{}, err
 		}
+		defer progress("CPU profile written to %s", path)
 		defer pprof.StopCPUProfile()
+		return fn()
 	}
 
 	// Others may share the machine, so each ceiling is measured in two
@@ -152,7 +163,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		var ceiling, logins []result
 		for _, c := range o.concurrency {
 			ceil, r, err := bracket(c, "argon2id verify / login / argon2id verify", measureVerify, func() (result, error) {
-				r, err := measure(ctx, c, limit, t.loginOp)
+				r, err := profiled(fmt.Sprintf("login-c%d", c), func() (result, error) { return measure(ctx, c, limit, t.loginOp) })
 				if err != nil {
 					return r, fmt.Errorf("login: %w", err)
 				}
@@ -177,7 +188,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 				return fmt.Errorf("refresh setup: %w", err)
 			}
 			ceil, r, err := bracket(c, "RS256 sign / refresh / RS256 sign", measureSign, func() (result, error) {
-				r, err := measure(ctx, c, limit, op)
+				r, err := profiled(fmt.Sprintf("refresh-c%d", c), func() (result, error) { return measure(ctx, c, limit, op) })
 				if err != nil {
 					return r, fmt.Errorf("refresh: %w", err)
 				}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/http/cookiejar"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -381,5 +382,52 @@ func TestAuditVerifyDetectsTampering(t *testing.T) {
 			}
 			wantFail(t, r, 1, "audit chain broken at event")
 		})
+	}
+}
+
+// TestDemoClientLogsIn: the client `serve --demo` prints signs the demo user
+// in from a real relying party, through the real pages.
+func TestDemoClientLogsIn(t *testing.T) {
+	dir := t.TempDir()
+	cmd, sc := serveProcess(t, dir, io.Discard, "--demo")
+	vals := map[string]string{}
+	var addr string
+	deadline := time.AfterFunc(60*time.Second, func() { cmd.Process.Kill() })
+	for sc.Scan() {
+		line := sc.Text()
+		if k, v, ok := strings.Cut(line, ":"); ok {
+			vals[strings.TrimSpace(k)] = strings.TrimSpace(v)
+		}
+		if m := regexp.MustCompile(`listening on (\S+)`).FindStringSubmatch(line); m != nil {
+			addr = m[1]
+			break
+		}
+	}
+	deadline.Stop()
+	if addr == "" || vals["OIDC client_id"] == "" || vals["Password"] == "" {
+		t.Fatalf("demo output incomplete: addr %q, values %v", addr, vals)
+	}
+	jar, _ := cookiejar.New(nil)
+	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	issuer := "http://" + addr
+	rp := testkit.NewRP(t, issuer, hc, vals["OIDC client_id"], vals["client_secret"], vals["redirect_uri"])
+	b := testkit.NewBrowser(t, hc)
+	ar := rp.AuthURL()
+	p, loc := b.Follow(b.Get(ar.URL), issuer)
+	if loc == nil {
+		p, loc = b.Follow(b.SignIn(p, "demo.user@lanyard.test", vals["Password"]), issuer)
+	}
+	tok, err := rp.Exchange(ar, rp.Callback(ar, loc))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	var c struct {
+		Email string `json:"email"`
+		Org   struct {
+			ODSCode string `json:"ods_code"`
+		} `json:"org"`
+	}
+	if err := rp.VerifyIDToken(ar, tok).Claims(&c); err != nil || c.Email != "demo.user@lanyard.test" || c.Org.ODSCode != "DEMO1" {
+		t.Errorf("demo ID token claims %+v, %v", c, err)
 	}
 }

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
+	"strings"
 
 	"github.com/lanyard/lanyard/cmd/idp/server"
 )
@@ -19,6 +21,17 @@ func (e env) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(e.stderr, cfg.LogLevel)
+	// Libraries that log through the default logger (zitadel/oidc) log as
+	// JSON lines too.
+	slog.SetDefault(log)
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	defer ln.Close()
+	if strings.HasSuffix(cfg.Addr, ":0") && cfg.Issuer == "http://"+cfg.Addr {
+		cfg.Issuer = "http://" + ln.Addr().String() // a port chosen by the system
+	}
 	s, err := server.Open(ctx, cfg, log, server.Options{})
 	if err != nil {
 		return err
@@ -36,10 +49,6 @@ func (e env) serve(ctx context.Context, args []string) error {
 			fmt.Fprint(e.stdout, "Created demo data.\n")
 		}
 		fmt.Fprint(e.stdout, d.String())
-	}
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	fmt.Fprintf(e.stdout, "Lanyard %s listening on %s (issuer %s)\n", version, ln.Addr(), cfg.Issuer)
 	log.Info("listening", "addr", ln.Addr().String(), "issuer", cfg.Issuer)
