@@ -99,6 +99,26 @@ type Store interface {
 	// DeleteSigningKey removes a retired key; ErrNotFound if absent.
 	DeleteSigningKey(ctx context.Context, id string) error
 
+	// OrgPolicy returns the organisation's policy (the zero OrgPolicy when
+	// it has set none); ErrNotFound when the organisation does not exist.
+	OrgPolicy(ctx context.Context, orgID string) (OrgPolicy, error)
+	// PutOrgPolicy replaces the organisation's policy; ErrNotFound when the
+	// organisation does not exist.
+	PutOrgPolicy(ctx context.Context, orgID string, p OrgPolicy) error
+
+	// AppendPasswordEvent appends e to the password-change outbox and
+	// returns it with Seq set. Call it inside the InTx of the change.
+	AppendPasswordEvent(ctx context.Context, e PasswordEvent) (PasswordEvent, error)
+	// PasswordEvents returns up to limit events of the organisation with
+	// Seq > afterSeq in Seq order (every organisation's when orgID is "").
+	PasswordEvents(ctx context.Context, orgID string, afterSeq int64, limit int) ([]PasswordEvent, error)
+	// DeletePasswordEvent removes an acknowledged event; ErrNotFound if absent.
+	DeletePasswordEvent(ctx context.Context, id string) error
+
+	// AuditEventsFor returns up to limit events whose Target is target and
+	// whose Time is at or after since, newest first (a user's recent logins).
+	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]AuditEvent, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.
