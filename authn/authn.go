@@ -32,6 +32,8 @@ type Config struct {
 	Secure      bool
 	Sessions    SessionPolicy
 	CeremonyTTL time.Duration
+	// Lockout limits guessing; the zero value means DefaultLockout.
+	Lockout LockoutPolicy
 	// RequestID returns the ID the server gave a request, shown on error
 	// pages as a reference.
 	RequestID func(context.Context) string
@@ -56,6 +58,9 @@ type Authenticator struct {
 // New returns an Authenticator. cookieKeys are HMAC keys for the session
 // cookie, the current one first (seal.Keyring.Derive).
 func New(cfg Config, dir Directory, eph ephemeral.Store, hasher *password.Hasher, pages *templates.Pages, cookieKeys [][]byte, now func() time.Time, log *slog.Logger) *Authenticator {
+	if cfg.Lockout == (LockoutPolicy{}) {
+		cfg.Lockout = DefaultLockout
+	}
 	if cfg.RequestID == nil {
 		cfg.RequestID = func(context.Context) string { return "" }
 	}
@@ -275,30 +280,79 @@ var errBadCredentials = []templates.FieldError{{Field: "password", Message: "You
 
 // checkPassword verifies the password for the ceremony's email. An unknown
 // email, a user without a password and a wrong password all fail with the
-// same message after the same argon2id work. err is a store failure.
+// same message after the same argon2id work, and count towards the same
+// lockout. err is a store failure.
 func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (bool, []templates.FieldError, error) {
 	ctx := r.Context()
 	if pw == "" {
 		return false, []templates.FieldError{{Field: "password", Message: "Enter your password"}}, nil
 	}
+	at := attempt{account: accountKey(c.Email), ip: clientIP(r)}
+	if ck, err := r.Cookie(a.deviceCookieName()); err == nil {
+		at.device = ck.Value
+	}
 	u, err := a.dir.UserByEmail(ctx, c.Email)
-	if errors.Is(err, directory.ErrNotFound) {
-		a.hasher.VerifyDummy(pw)
-		c.Failures++
-		a.audit(ctx, r, "login.password", "", directory.OutcomeFailure, map[string]string{"reason": "unknown_user"})
-		return false, errBadCredentials, nil
-	} else if err != nil {
+	if err != nil && !errors.Is(err, directory.ErrNotFound) {
 		return false, nil, err
 	}
-	creds, err := a.dir.Credentials(ctx, u.ID, directory.CredentialPassword)
+	class, err := a.class(ctx, u.ID, at)
 	if err != nil {
 		return false, nil, err
 	}
+	if until, err := a.lockedUntil(ctx, at, class); err != nil {
+		return false, nil, err
+	} else if a.now().Before(until) {
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeDenied, map[string]string{"reason": "locked", "class": classKind(class)})
+		return false, []templates.FieldError{{Field: "password", Message: lockedMessage(until, a.now())}}, nil
+	}
+	ok, reason, err := a.verify(ctx, u, pw)
+	if err != nil {
+		return false, nil, err
+	}
+	if !ok {
+		c.Failures++
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": reason, "class": classKind(class)})
+		until, err := a.failed(ctx, at, class)
+		if err != nil {
+			return false, nil, err
+		}
+		if !until.IsZero() {
+			a.audit(ctx, r, "login.lockout", u.ID, directory.OutcomeDenied, map[string]string{"class": classKind(class), "until": until.Format(time.RFC3339)})
+			return false, []templates.FieldError{{Field: "password", Message: lockedMessage(until, a.now())}}, nil
+		}
+		return false, errBadCredentials, nil
+	}
+	if u.Status != directory.UserActive {
+		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeDenied, map[string]string{"reason": "disabled"})
+		return false, []templates.FieldError{{Field: "", Message: "Your account has been disabled. Contact your organisation's administrator."}}, nil
+	}
+	if err := a.succeeded(ctx, u.ID, at, class); err != nil {
+		return false, nil, err
+	}
+	c.UserID, c.AMR = u.ID, append(c.AMR, AMRPassword)
+	return true, nil, nil
+}
+
+func classKind(class string) string {
+	k, _, _ := strings.Cut(class, ":")
+	return k
+}
+
+// verify checks pw against the user's password, spending one argon2id
+// verification whatever the case, and rehashes it when the parameters
+// changed. u is the zero User for an unknown email.
+func (a *Authenticator) verify(ctx context.Context, u directory.User, pw string) (ok bool, reason string, err error) {
+	if u.ID == "" {
+		a.hasher.VerifyDummy(pw)
+		return false, "unknown_user", nil
+	}
+	creds, err := a.dir.Credentials(ctx, u.ID, directory.CredentialPassword)
+	if err != nil {
+		return false, "", err
+	}
 	if len(creds) == 0 {
 		a.hasher.VerifyDummy(pw)
-		c.Failures++
-		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": "no_password"})
-		return false, errBadCredentials, nil
+		return false, "no_password", nil
 	}
 	cred := creds[len(creds)-1]
 	ok, rehash, err := a.hasher.Verify(string(cred.Secret), pw)
@@ -306,13 +360,7 @@ func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (
 		a.log.ErrorContext(ctx, "stored password hash unusable", "user_id", u.ID, "reason", err.Error())
 	}
 	if !ok {
-		c.Failures++
-		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": "wrong_password"})
-		return false, errBadCredentials, nil
-	}
-	if u.Status != directory.UserActive {
-		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeDenied, map[string]string{"reason": "disabled"})
-		return false, []templates.FieldError{{Field: "", Message: "Your account has been disabled. Contact your organisation's administrator."}}, nil
+		return false, "wrong_password", nil
 	}
 	cred.LastUsedAt = a.now()
 	if rehash {
@@ -320,11 +368,7 @@ func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (
 			cred.Secret = []byte(h)
 		}
 	}
-	if err := a.dir.PutCredential(ctx, cred); err != nil {
-		return false, nil, err
-	}
-	c.UserID, c.AMR = u.ID, append(c.AMR, AMRPassword)
-	return true, nil, nil
+	return true, "", a.dir.PutCredential(ctx, cred)
 }
 
 // finish starts the session the ceremony earned and returns to the

@@ -36,7 +36,9 @@ func (f *fakeDir) AppendAudit(_ context.Context, ev directory.AuditEvent) (direc
 	return ev, nil
 }
 
-func newTestAuthenticator(t testing.TB) *Authenticator {
+func newTestAuthenticator(t testing.TB) *Authenticator { return newTestAuthenticatorAt(t, time.Now) }
+
+func newTestAuthenticatorAt(t testing.TB, now func() time.Time) *Authenticator {
 	t.Helper()
 	h, err := password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1})
 	if err != nil {
@@ -49,17 +51,22 @@ func newTestAuthenticator(t testing.TB) *Authenticator {
 	}
 	return New(Config{Sessions: SessionPolicy{Idle: time.Hour, Absolute: 8 * time.Hour}, CeremonyTTL: time.Hour},
 		&fakeDir{hash: hash}, mem.New(0), h, pages, [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-		time.Now, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
 // start begins a ceremony and returns its cookies, ID and CSRF token.
-func start(t testing.TB, a *Authenticator) ([]*http.Cookie, string, string) {
+// extra cookies (a device cookie) go with the first request.
+func start(t testing.TB, a *Authenticator, extra ...*http.Cookie) ([]*http.Cookie, string, string) {
 	t.Helper()
 	w := httptest.NewRecorder()
-	a.StartLogin(w, httptest.NewRequest(http.MethodGet, "/login/oidc?id=1", nil), LoginOptions{Return: "/account"})
-	cookies := w.Result().Cookies()
+	r := httptest.NewRequest(http.MethodGet, "/login/oidc?id=1", nil)
+	for _, c := range extra {
+		r.AddCookie(c)
+	}
+	a.StartLogin(w, r, LoginOptions{Return: "/account"})
+	cookies := append(w.Result().Cookies(), extra...)
 	id := strings.TrimPrefix(w.Header().Get("Location"), "/login?c=")
-	r := httptest.NewRequest(http.MethodGet, "/login?c="+id, nil)
+	r = httptest.NewRequest(http.MethodGet, "/login?c="+id, nil)
 	for _, c := range cookies {
 		r.AddCookie(c)
 	}
@@ -71,7 +78,12 @@ func start(t testing.TB, a *Authenticator) ([]*http.Cookie, string, string) {
 }
 
 func post(a *Authenticator, cookies []*http.Cookie, body string) *httptest.ResponseRecorder {
+	return postFrom(a, "192.0.2.1", cookies, body)
+}
+
+func postFrom(a *Authenticator, ip string, cookies []*http.Cookie, body string) *httptest.ResponseRecorder {
 	r := httptest.NewRequest(http.MethodPost, "/login", strings.NewReader(body))
+	r.RemoteAddr = ip + ":40000"
 	r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for _, c := range cookies {
 		r.AddCookie(c)

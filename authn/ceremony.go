@@ -102,6 +102,7 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 		a.unavailable(w, r, err)
 		return
 	}
+	a.deviceID(w, r)
 	http.SetCookie(w, &http.Cookie{
 		Name: a.bindingCookieName(), Value: binding, Path: "/", HttpOnly: true, Secure: a.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(a.cfg.CeremonyTTL.Seconds()),
