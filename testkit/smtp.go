@@ -131,4 +131,3 @@ func (s *sinkSession) Data(r io.Reader) error {
 	}
 	return nil
 }
-

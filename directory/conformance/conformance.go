@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"MembershipRefsMustExist", testMembershipRefs},
 		{"Credentials", testCredentials},
 		{"CredentialReplaceAndDelete", testCredentialReplaceDelete},
+		{"CredentialPasswordHistory", testCredentialPasswordHistory},
 		{"Clients", testClients},
 		{"ClientErrors", testClientErrors},
 		{"TimesRoundTrip", testTimes},
@@ -71,6 +72,7 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"AuditPaging", testAuditPaging},
 		{"AuditRollbackLeavesNoGap", testAuditRollback},
 		{"AuditConcurrentAppends", testAuditConcurrent}, // 50 goroutines, one chain
+		{"AuditEventsForUser", testAuditEventsFor},
 		{"RefreshTokenCreateGet", testRefreshCreateGet},
 		{"RefreshTokenInvalidIsErrInvalid", testRefreshInvalid},
 		{"RefreshTokenDuplicateHashIsConflict", testRefreshDuplicate},
@@ -89,6 +91,15 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"SigningKeyGenerationConflict", testSigningKeyConflict},
 		{"SigningKeyInvalidIsErrInvalid", testSigningKeyInvalid},
 		{"DeleteSigningKey", testDeleteSigningKey},
+		{"OrgPolicyDefaultIsZero", testOrgPolicyDefault},
+		{"OrgPolicyRoundTrip", testOrgPolicyRoundTrip},
+		{"OrgPolicyUnknownOrgIsNotFound", testOrgPolicyUnknownOrg},
+		{"OrgPolicyInvalidIsErrInvalid", testOrgPolicyInvalid},
+		{"PasswordEventAppendList", testPasswordEventAppendList},
+		{"PasswordEventRollback", testPasswordEventRollback},
+		{"PasswordEventDelete", testPasswordEventDelete},
+		{"PasswordEventInvalid", testPasswordEventInvalid},
+		{"PasswordEventsConcurrent", testPasswordEventsConcurrent}, // 20 transactions and a polling reader
 		{"Ping", testPing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })

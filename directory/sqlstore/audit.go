@@ -2,9 +2,12 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/lanyard/lanyard/directory"
@@ -104,11 +107,56 @@ func (s *Store) AuditEvents(ctx context.Context, afterSeq int64, limit int) ([]d
 	if limit <= 0 {
 		return nil, fmt.Errorf("read audit events: %w: limit must be positive, got %d", directory.ErrInvalid, limit)
 	}
-	rows, err := s.query(ctx, `SELECT seq, at, actor, action, target, org_id, ip, outcome, detail, prev_hash, hash
-FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
+	rows, err := s.query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read audit events after %d: %w", afterSeq, err)
 	}
+	evs, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read audit events after %d: %w", afterSeq, err)
+	}
+	return evs, nil
+}
+
+// AuditEventsFor returns up to limit events whose Target is target (as
+// AppendAudit stored it, so invalid UTF-8 and NUL match their U+FFFD) and
+// whose Time is at or after since, newest first: by Time, then by Seq among
+// events of the same Time. A zero since sets no lower bound. None, and no
+// error, when there are none. The error wraps directory.ErrInvalid for an
+// empty target or a limit that is not positive.
+func (s *Store) AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error) {
+	switch {
+	case target == "":
+		return nil, fmt.Errorf("read audit events for target: %w: target must not be empty", directory.ErrInvalid)
+	case limit <= 0:
+		return nil, fmt.Errorf("read audit events for %q: %w: limit must be positive, got %d", target, directory.ErrInvalid, limit)
+	}
+	target = cleanText(target)
+	// Stored times are whole microseconds: round since up to one, so that
+	// an event just before a since with a fraction of a microsecond is out.
+	from := micros(since)
+	if since.Nanosecond()%int(time.Microsecond) != 0 {
+		from++
+	}
+	if since.IsZero() {
+		from = math.MinInt64
+	}
+	rows, err := s.query(ctx, `SELECT `+auditColumns+` FROM audit_events WHERE target = ? AND at >= ? ORDER BY at DESC, seq DESC LIMIT ?`, target, from, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read audit events for %q since %v: %w", target, since, err)
+	}
+	evs, err := scanAudit(rows)
+	if err != nil {
+		return nil, fmt.Errorf("read audit events for %q since %v: %w", target, since, err)
+	}
+	return evs, nil
+}
+
+const auditColumns = `seq, at, actor, action, target, org_id, ip, outcome, detail, prev_hash, hash`
+
+// scanAudit reads and closes rows of auditColumns, with empty Detail and
+// PrevHash as nil.
+func scanAudit(rows *sql.Rows) ([]directory.AuditEvent, error) {
 	defer rows.Close()
 	var evs []directory.AuditEvent
 	for rows.Next() {
@@ -118,10 +166,10 @@ FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 			detail string
 		)
 		if err := rows.Scan(&ev.Seq, &at, &ev.Actor, &ev.Action, &ev.Target, &ev.OrgID, &ev.IP, &ev.Outcome, &detail, &ev.PrevHash, &ev.Hash); err != nil {
-			return nil, fmt.Errorf("read audit events after %d: %w", afterSeq, err)
+			return nil, err
 		}
 		if err := json.Unmarshal([]byte(detail), &ev.Detail); err != nil {
-			return nil, fmt.Errorf("read audit event %d: detail: %w", ev.Seq, err)
+			return nil, fmt.Errorf("event %d: detail: %w", ev.Seq, err)
 		}
 		if len(ev.Detail) == 0 {
 			ev.Detail = nil
@@ -133,7 +181,7 @@ FROM audit_events WHERE seq > ? ORDER BY seq LIMIT ?`, afterSeq, limit)
 		evs = append(evs, ev)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read audit events after %d: %w", afterSeq, err)
+		return nil, err
 	}
 	return evs, nil
 }

@@ -53,6 +53,11 @@ type dialect struct {
 	// migrateLock, when set, is run first in every migration transaction to
 	// serialise migrations from several processes.
 	migrateLock string
+	// outboxLock, when set, is run by AppendPasswordEvent before it takes a
+	// seq, and holds until the transaction ends: it serialises appends so
+	// that seq order is commit order (see AppendPasswordEvent). SQLite needs
+	// none, for the reason forUpdate gives.
+	outboxLock string
 	// migrationsTable creates schema_migrations if it is missing.
 	migrationsTable string
 	// migrationsExist counts (0 or 1) whether schema_migrations exists.
@@ -76,6 +81,7 @@ var (
 		// Keyed on the schema, so that stores in different schemas of one
 		// database (tests) do not wait for each other.
 		migrateLock: `SELECT pg_advisory_xact_lock(hashtext('lanyard.schema_migrations.' || coalesce(current_schema(), '')))`,
+		outboxLock:  `SELECT pg_advisory_xact_lock(hashtext('lanyard.password_events.' || coalesce(current_schema(), '')))`,
 		migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    BIGINT      NOT NULL PRIMARY KEY,
 	name       TEXT        NOT NULL,
