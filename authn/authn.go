@@ -10,7 +10,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyard/lanyard/authn/mail"
 	"github.com/lanyard/lanyard/authn/password"
+	"github.com/lanyard/lanyard/authn/policy"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/ephemeral"
 	"github.com/lanyard/lanyard/templates"
@@ -23,6 +25,7 @@ type Directory interface {
 	Credentials(ctx context.Context, userID string, t directory.CredentialType) ([]directory.Credential, error)
 	PutCredential(ctx context.Context, c directory.Credential) error
 	AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error)
+	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error)
 }
 
 // Config holds authn's settings.
@@ -37,14 +40,20 @@ type Config struct {
 	// RequestID returns the ID the server gave a request, shown on error
 	// pages as a reference.
 	RequestID func(context.Context) string
+	// Issuer is the public base URL, for links in emails.
+	Issuer string
+	// ResetTTL is how long a password-reset link works.
+	ResetTTL time.Duration
 }
 
 // Authenticator runs the login ceremony and the sessions. It is safe for
 // concurrent use and keeps no state of its own: any instance continues any
 // ceremony.
 type Authenticator struct {
-	cfg      Config
-	dir      Directory
+	cfg       Config
+	dir       Directory
+	passwords *Passwords
+	mail      mail.Sender
 	eph      ephemeral.Store
 	hasher   *password.Hasher
 	pages    *templates.Pages
@@ -56,16 +65,20 @@ type Authenticator struct {
 }
 
 // New returns an Authenticator. cookieKeys are HMAC keys for the session
-// cookie, the current one first (seal.Keyring.Derive).
-func New(cfg Config, dir Directory, eph ephemeral.Store, hasher *password.Hasher, pages *templates.Pages, cookieKeys [][]byte, now func() time.Time, log *slog.Logger) *Authenticator {
+// cookie, the current one first (seal.Keyring.Derive). passwords sets
+// passwords under the policy; mailer tells users about their account.
+func New(cfg Config, dir Directory, eph ephemeral.Store, hasher *password.Hasher, passwords *Passwords, mailer mail.Sender, pages *templates.Pages, cookieKeys [][]byte, now func() time.Time, log *slog.Logger) *Authenticator {
 	if cfg.Lockout == (LockoutPolicy{}) {
 		cfg.Lockout = DefaultLockout
+	}
+	if cfg.ResetTTL == 0 {
+		cfg.ResetTTL = 30 * time.Minute
 	}
 	if cfg.RequestID == nil {
 		cfg.RequestID = func(context.Context) string { return "" }
 	}
 	return &Authenticator{
-		cfg: cfg, dir: dir, eph: eph, hasher: hasher, pages: pages, secure: cfg.Secure, now: now, log: log,
+		cfg: cfg, dir: dir, eph: eph, hasher: hasher, passwords: passwords, mail: mailer, pages: pages, secure: cfg.Secure, now: now, log: log,
 		sessions: newSessionStore(eph, cookieKeys, cfg.Secure, cfg.Sessions, now),
 	}
 }
@@ -83,6 +96,12 @@ func (a *Authenticator) Handler() http.Handler {
 		a.render(w, r, http.StatusOK, templates.LoggedOut{SignInURL: "/account"})
 	})
 	mux.HandleFunc("GET /account", a.showAccount)
+	mux.HandleFunc("GET /account/password", a.showChangePassword)
+	mux.HandleFunc("POST /account/password", a.submitChangePassword)
+	mux.HandleFunc("GET /password/forgot", a.showForgot)
+	mux.HandleFunc("POST /password/forgot", a.submitForgot)
+	mux.HandleFunc("GET /password/reset", a.showReset)
+	mux.HandleFunc("POST /password/reset", a.submitReset)
 	mux.Handle("GET "+templates.StaticPrefix, templates.Static())
 	return SecurityHeaders(http.NewCrossOriginProtection().Handler(mux))
 }
@@ -166,7 +185,26 @@ func clientIP(r *http.Request) string {
 	return host
 }
 
+func loginOutcome(e directory.AuditEvent) string {
+	switch {
+	case e.Outcome == directory.OutcomeSuccess:
+		return "Signed in"
+	case e.Detail["reason"] == "locked":
+		return "Refused: too many attempts"
+	case e.Detail["reason"] == "disabled":
+		return "Refused: account disabled"
+	default:
+		return "Wrong password"
+	}
+}
+
 func (a *Authenticator) audit(ctx context.Context, r *http.Request, action, userID, outcome string, detail map[string]string) {
+	if strings.HasPrefix(action, "login.") {
+		if detail == nil {
+			detail = map[string]string{}
+		}
+		detail["device"] = deviceName(r.UserAgent())
+	}
 	if _, err := a.dir.AppendAudit(ctx, directory.AuditEvent{
 		Time: a.now(), Actor: userID, Action: action, Target: userID, IP: clientIP(r), Outcome: outcome, Detail: detail,
 	}); err != nil {
@@ -191,10 +229,12 @@ func (a *Authenticator) showLogin(w http.ResponseWriter, r *http.Request) {
 
 func (a *Authenticator) showStep(w http.ResponseWriter, r *http.Request, c *ceremony, status int, errs []templates.FieldError) {
 	switch c.Step {
+	case stepNewPassword:
+		a.showNewPassword(w, r, c, status, errs)
 	case stepPassword:
 		a.render(w, r, status, templates.LoginPassword{
 			Action: "/login", CSRFToken: c.CSRF, Ceremony: c.ID, Email: c.Email, ClientName: c.ClientName,
-			NotYouURL: "/login?c=" + c.ID + "&step=identify", Errors: errs,
+			NotYouURL: "/login?c=" + c.ID + "&step=identify", ForgotPasswordURL: "/password/forgot", Errors: errs,
 		})
 	default:
 		a.render(w, r, status, templates.LoginIdentify{
@@ -229,13 +269,24 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
 		return
 	}
+	if _, ok := r.PostForm["new_password"]; ok {
+		if c.Step != stepNewPassword || c.UserID == "" {
+			a.expired(w, r)
+			return
+		}
+		a.submitNewPassword(w, r, c)
+		return
+	}
 	if _, ok := r.PostForm["password"]; !ok {
-		c.Step = stepIdentify // the identify form, also reached by "Not you?"
+		c.Step, c.UserID = stepIdentify, "" // the identify form, also reached by "Not you?"
 	}
 	var errs []templates.FieldError
 	switch c.Step {
 	case stepIdentify:
 		errs = a.identify(c, r.PostForm.Get("email"))
+	case stepNewPassword:
+		a.expired(w, r)
+		return
 	case stepPassword:
 		var done bool
 		done, errs, err = a.checkPassword(r, c, r.PostForm.Get("password"))
@@ -244,7 +295,23 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if done {
-			a.finish(w, r, c)
+			expired, err := a.passwordExpired(r.Context(), c.UserID)
+			if err != nil {
+				a.unavailable(w, r, err)
+				return
+			}
+			if !expired {
+				a.finish(w, r, c)
+				return
+			}
+			// The RP gets its code only after a new password is chosen.
+			c.Step = stepNewPassword
+			if err := a.saveCeremony(r.Context(), c); err != nil {
+				a.unavailable(w, r, err)
+				return
+			}
+			a.audit(r.Context(), r, "login.password_expired", c.UserID, directory.OutcomeDenied, nil)
+			http.Redirect(w, r, "/login?c="+c.ID, http.StatusSeeOther)
 			return
 		}
 	default:
@@ -342,6 +409,7 @@ func classKind(class string) string {
 // verification whatever the case, and rehashes it when the parameters
 // changed. u is the zero User for an unknown email.
 func (a *Authenticator) verify(ctx context.Context, u directory.User, pw string) (ok bool, reason string, err error) {
+	pw = policy.Normalise(pw) // passwords are hashed in their NFKC form
 	if u.ID == "" {
 		a.hasher.VerifyDummy(pw)
 		return false, "unknown_user", nil
@@ -402,7 +470,32 @@ func (a *Authenticator) showAccount(w http.ResponseWriter, r *http.Request) {
 		a.unavailable(w, r, err)
 		return
 	}
-	a.render(w, r, http.StatusOK, templates.Account{Name: u.Name(), Email: u.Email, SignOutAction: "/logout", CSRFToken: sess.CSRF})
+	page := templates.Account{Name: u.Name(), Email: u.Email, SignOutAction: "/logout", CSRFToken: sess.CSRF, ChangePasswordURL: "/account/password"}
+	if a.passwords != nil {
+		st, err := a.passwords.Status(r.Context(), u)
+		if err != nil {
+			a.unavailable(w, r, err)
+			return
+		}
+		if !st.Expires.IsZero() {
+			page.PasswordExpires, page.PasswordWarning = st.Expires.UTC().Format("2 January 2006"), st.Warn
+		}
+	}
+	evs, err := a.dir.AuditEventsFor(r.Context(), u.ID, a.now().Add(-7*24*time.Hour), 50)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	for _, e := range evs {
+		if e.Action != "login.password" {
+			continue
+		}
+		page.RecentLogins = append(page.RecentLogins, templates.LoginRecord{
+			Time: e.Time.UTC().Format("2 Jan 2006 15:04 MST"), IP: e.IP, Place: "Unknown", Device: e.Detail["device"],
+			Outcome: loginOutcome(e),
+		})
+	}
+	a.render(w, r, http.StatusOK, page)
 }
 
 func (a *Authenticator) showLogout(w http.ResponseWriter, r *http.Request) {

@@ -32,6 +32,9 @@ func (f *fakeDir) Credentials(context.Context, string, directory.CredentialType)
 	return []directory.Credential{{ID: "C1", UserID: "U1", Type: directory.CredentialPassword, Secret: []byte(f.hash)}}, nil
 }
 func (f *fakeDir) PutCredential(context.Context, directory.Credential) error { return nil }
+func (f *fakeDir) AuditEventsFor(context.Context, string, time.Time, int) ([]directory.AuditEvent, error) {
+	return nil, nil
+}
 func (f *fakeDir) AppendAudit(_ context.Context, ev directory.AuditEvent) (directory.AuditEvent, error) {
 	return ev, nil
 }
@@ -50,7 +53,7 @@ func newTestAuthenticatorAt(t testing.TB, now func() time.Time) *Authenticator {
 		t.Fatal(err)
 	}
 	return New(Config{Sessions: SessionPolicy{Idle: time.Hour, Absolute: 8 * time.Hour}, CeremonyTTL: time.Hour},
-		&fakeDir{hash: hash}, mem.New(0), h, pages, [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
+		&fakeDir{hash: hash}, mem.New(0), h, nil, nil, pages, [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
 		now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 

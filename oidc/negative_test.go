@@ -99,7 +99,7 @@ func TestTokenRequestsRefused(t *testing.T) {
 		ar := rp.AuthURL()
 		code := login(t, f, f.s.Browser(t), rp, ar)
 		bad := *rp
-		bad.OAuth2.ClientSecret = f.secret[:len(f.secret)-1] + "X"
+		bad.OAuth2.ClientSecret = "X" + f.secret // never the real one
 		// One try: x/oauth2 otherwise retries with the secret in the body,
 		// and the first try has already spent the code.
 		bad.OAuth2.Endpoint.AuthStyle = oauth2.AuthStyleInHeader

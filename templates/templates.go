@@ -63,7 +63,8 @@ type Link struct {
 }
 
 // Page is the data of one page: one of [LoginIdentify], [LoginPassword], [Error], [LoggedOut],
-// [LogoutConfirm] and [Account]. Other packages cannot add pages.
+// [LogoutConfirm], [Account], [SetPassword], [ForgotPassword] and [Notice]. Other packages cannot add
+// pages.
 type Page interface {
 	templateName() string
 }
@@ -126,9 +127,67 @@ type Account struct {
 	Email         string
 	SignOutAction string
 	CSRFToken     string
+	// PasswordExpires is the date the password expires ("23 November 2027"); empty when it never does.
+	PasswordExpires string
+	// PasswordWarning marks an expiry close enough to warn about.
+	PasswordWarning   bool
+	ChangePasswordURL string
+	// RecentLogins are the user's sign-ins of the last days, newest first.
+	RecentLogins []LoginRecord
+}
+
+// LoginRecord is one sign-in attempt shown to the user.
+type LoginRecord struct {
+	Time    string
+	IP      string
+	Place   string
+	Device  string
+	Outcome string
+}
+
+// SetPassword is the form for choosing a new password: when it has
+// expired at sign-in, on the account page (AskCurrent), and from a reset
+// link. The form posts csrf_token, each of Hidden, current_password (with
+// AskCurrent), new_password and confirm_password to Action.
+type SetPassword struct {
+	Action     string
+	CSRFToken  string
+	Hidden     []Hidden
+	Heading    string
+	Intro      []string // paragraphs above the form
+	Email      string   // the account, for password managers
+	AskCurrent bool
+	Hint       string // shown under "New password", such as the policy in brief
+	Button     string
+	Errors     []FieldError
+}
+
+// ForgotPassword asks for the email address to send a reset link to. The
+// form posts csrf_token and email to Action.
+type ForgotPassword struct {
+	Action    string
+	CSRFToken string
+	Email     string
+	Errors    []FieldError
+}
+
+// Notice is a page that tells the user something: "check your email",
+// "your password has been changed".
+type Notice struct {
+	Title      string
+	Paragraphs []string
+	Link       Link
+}
+
+// passwordFieldData is one password input for the passwordField template.
+type passwordFieldData struct {
+	ID, Label, Autocomplete, Hint, Error string
 }
 
 func (LoginIdentify) templateName() string { return "login_identify.html" }
+func (SetPassword) templateName() string    { return "set_password.html" }
+func (ForgotPassword) templateName() string { return "forgot_password.html" }
+func (Notice) templateName() string         { return "notice.html" }
 func (LoginPassword) templateName() string { return "login_password.html" }
 func (Error) templateName() string         { return "error.html" }
 func (LoggedOut) templateName() string     { return "logged_out.html" }
@@ -136,7 +195,8 @@ func (LogoutConfirm) templateName() string { return "logout_confirm.html" }
 func (Account) templateName() string       { return "account.html" }
 
 // allPages lists one value of every page type, so that New can check each has a template.
-var allPages = []Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{}}
+var allPages = []Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{},
+	SetPassword{}, ForgotPassword{}, Notice{}}
 
 // Pages holds the parsed templates. It is safe for concurrent use.
 type Pages struct {
@@ -146,6 +206,17 @@ type Pages struct {
 var funcs = template.FuncMap{
 	// asset returns the URL path of a vendored asset, relative to the versioned asset folder.
 	"asset": func(name string) string { return StaticPrefix + assetDir + "/" + name },
+	// field gathers one password input's data, with its error from errs.
+	"field": func(errs []FieldError, id, label, autocomplete, hint string) passwordFieldData {
+		d := passwordFieldData{ID: id, Label: label, Autocomplete: autocomplete, Hint: hint}
+		for _, e := range errs {
+			if e.Field == id {
+				d.Error = e.Message
+				break
+			}
+		}
+		return d
+	},
 	// fieldError returns the message of the first error for the field with the given id, or "".
 	"fieldError": func(errs []FieldError, field string) string {
 		for _, e := range errs {

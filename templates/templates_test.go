@@ -95,6 +95,48 @@ var pageCases = []struct {
 		SignOutAction: "/logout",
 		CSRFToken:     "csrf-token-4",
 	}},
+	{"account_full", Account{
+		Name:              "Jane Smith",
+		Email:             "jane.smith@nhs.net",
+		SignOutAction:     "/logout",
+		CSRFToken:         "csrf-token-4",
+		PasswordExpires:   "3 December 2026",
+		PasswordWarning:   true,
+		ChangePasswordURL: "/account/password",
+		RecentLogins: []LoginRecord{
+			{Time: "23 Nov 2026 09:14", IP: "10.1.1.5", Place: "Leeds, GB", Device: "Firefox on Windows", Outcome: "Signed in"},
+			{Time: "22 Nov 2026 23:02", IP: "203.0.113.9", Place: "Unknown", Device: "Chrome on Android", Outcome: "Wrong password"},
+		},
+	}},
+	{"set_password_expired", SetPassword{
+		Action:    "/login",
+		CSRFToken: "csrf-token-5",
+		Hidden:    []Hidden{{Name: "ceremony", Value: "ceremony-1"}},
+		Heading:   "Your password has expired",
+		Intro:     []string{"Choose a new password to carry on signing in."},
+		Email:     "jane.smith@nhs.net",
+		Hint:      "Use at least 10 characters. Three random words work well.",
+		Button:    "Save and continue",
+	}},
+	{"set_password_change_error", SetPassword{
+		Action:     "/account/password",
+		CSRFToken:  "csrf-token-6",
+		Heading:    "Change your password",
+		Email:      "jane.smith@nhs.net",
+		AskCurrent: true,
+		Hint:       "Use at least 10 characters. Three random words work well.",
+		Button:     "Change password",
+		Errors: []FieldError{
+			{Field: "current_password", Message: "Your current password is not right"},
+			{Field: "new_password", Message: "This is a commonly used password. Choose something harder to guess"},
+			{Field: "confirm_password", Message: "The passwords do not match"},
+		},
+	}},
+	{"forgot_password", ForgotPassword{Action: "/password/forgot", CSRFToken: "csrf-token-7"}},
+	{"forgot_password_error", ForgotPassword{Action: "/password/forgot", CSRFToken: "csrf-token-7", Email: "jane@",
+		Errors: []FieldError{{Field: "email", Message: "Enter an email address in the correct format, like name@example.nhs.uk"}}}},
+	{"notice", Notice{Title: "Check your email", Paragraphs: []string{"If jane.smith@nhs.net belongs to an account, we have sent it a link."},
+		Link: Link{Text: "Back to sign in", URL: "/account"}}},
 }
 
 func newPages(t *testing.T) *Pages {
@@ -276,8 +318,10 @@ func structureProblems(page string) []string {
 				}
 				described[ref] = true
 			}
-			if tg.has("aria-describedby") != strings.Contains(tg.attrs["class"], "nhsuk-input--error") {
-				bad("input %q: aria-describedby and nhsuk-input--error should go together: %v", tg.attrs["id"], tg.attrs)
+			// An input in error is described by its error message (a hint may
+			// describe any input too).
+			if strings.Contains(tg.attrs["class"], "nhsuk-input--error") != strings.Contains(tg.attrs["aria-describedby"], tg.attrs["id"]+"-error") {
+				bad("input %q: nhsuk-input--error and aria-describedby of its error message should go together: %v", tg.attrs["id"], tg.attrs)
 			}
 		case "form":
 			if tg.attrs["method"] != "post" || tg.attrs["action"] == "" {

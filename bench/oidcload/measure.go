@@ -23,6 +23,7 @@ type result struct {
 	ops         int
 	elapsed     time.Duration
 	latencies   []time.Duration // sorted
+	cpu         cpuShare
 }
 
 func (r result) rate() float64 { return float64(r.ops) / r.elapsed.Seconds() }
@@ -50,6 +51,7 @@ func measure(ctx context.Context, c int, l limits, op opFunc) (result, error) {
 		wg      sync.WaitGroup
 		lats    = make([][]time.Duration, c)
 	)
+	cpu0 := readCPU()
 	start := time.Now()
 	deadline := start.Add(l.duration)
 	for w := range c {
@@ -66,12 +68,13 @@ func measure(ctx context.Context, c int, l limits, op opFunc) (result, error) {
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := cpuBetween(cpu0, readCPU())
 	if err := context.Cause(ctx); err != nil {
 		return result{}, err
 	}
 	all := slices.Concat(lats...)
 	slices.Sort(all)
-	return result{concurrency: c, ops: len(all), elapsed: elapsed, latencies: all}, nil
+	return result{concurrency: c, ops: len(all), elapsed: elapsed, latencies: all, cpu: cpu}, nil
 }
 
 // merge combines two measurements of the same thing at the same
@@ -80,22 +83,28 @@ func measure(ctx context.Context, c int, l limits, op opFunc) (result, error) {
 func merge(a, b result) result {
 	all := slices.Concat(a.latencies, b.latencies)
 	slices.Sort(all)
-	return result{concurrency: a.concurrency, ops: a.ops + b.ops, elapsed: a.elapsed + b.elapsed, latencies: all}
+	cpu := a.cpu.add(b.cpu, a.elapsed.Seconds(), b.elapsed.Seconds())
+	return result{concurrency: a.concurrency, ops: a.ops + b.ops, elapsed: a.elapsed + b.elapsed, latencies: all, cpu: cpu}
 }
 
 // printTable prints results, with each one's rate as a share of the
-// ceiling measured at the same concurrency when ceiling is given.
+// ceiling measured at the same concurrency when ceiling is given, and the
+// share of all CPUs this process and other processes used meanwhile.
 func printTable(w io.Writer, title string, rs, ceiling []result) {
 	fmt.Fprintf(w, "\n%s\n", title)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "concurrency\tops\tops/s\tp50\tp99\tof ceiling\t")
+	fmt.Fprintln(tw, "concurrency\tops\tops/s\tp50\tp99\tof ceiling\tCPU self\tCPU others\t")
 	for i, r := range rs {
 		share := "—"
 		if ceiling != nil {
 			share = fmt.Sprintf("%.0f%%", 100*r.rate()/ceiling[i].rate())
 		}
-		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t\n", r.concurrency, r.ops, r.rate(),
-			round(r.percentile(0.50)), round(r.percentile(0.99)), share)
+		self, others := "?", "?"
+		if r.cpu.ok {
+			self, others = fmt.Sprintf("%.0f%%", 100*r.cpu.self), fmt.Sprintf("%.0f%%", 100*r.cpu.others)
+		}
+		fmt.Fprintf(tw, "%d\t%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t\n", r.concurrency, r.ops, r.rate(),
+			round(r.percentile(0.50)), round(r.percentile(0.99)), share, self, others)
 	}
 	tw.Flush()
 }

@@ -58,12 +58,17 @@ func (e env) openAdmin(ctx context.Context, cf *configFlags) (*sqlstore.Store, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	h, err := password.NewHasher(cfg.PasswordParams())
+	pw, _, ix, err := server.NewPasswords(cfg, st, time.Now)
 	if err != nil {
 		st.Close()
 		return nil, nil, nil, err
 	}
-	return st, admin.New(st, h, time.Now), func() { st.Close() }, nil
+	return st, admin.New(st, pw, time.Now), func() {
+		if ix != nil {
+			ix.Close()
+		}
+		st.Close()
+	}, nil
 }
 
 func (e env) printJSON(v any) error {

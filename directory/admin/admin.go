@@ -16,9 +16,11 @@ import (
 	"github.com/lanyard/lanyard/directory"
 )
 
-// Hasher makes a password hash; authn/password.Hasher satisfies it.
-type Hasher interface {
-	Hash(password string) (string, error)
+// PasswordSetter sets a password under the password policy within the
+// caller's transaction; authn.Passwords satisfies it. A refused password
+// is an error matching directory.ErrInvalid whose message says why.
+type PasswordSetter interface {
+	SetTx(ctx context.Context, st directory.Store, u directory.User, pw, source string, by directory.AuditEvent) error
 }
 
 // Actor is who makes a change and from where, for the audit log.
@@ -29,21 +31,16 @@ type Actor struct {
 
 // Service makes administrative changes. It is safe for concurrent use.
 type Service struct {
-	store  directory.Store
-	hasher Hasher
-	now    func() time.Time
+	store     directory.Store
+	passwords PasswordSetter
+	now       func() time.Time
 }
 
-// New returns a Service writing to store, hashing passwords with hasher
-// and stamping times with now.
-func New(store directory.Store, hasher Hasher, now func() time.Time) *Service {
-	return &Service{store: store, hasher: hasher, now: now}
+// New returns a Service writing to store, setting passwords through
+// passwords and stamping times with now.
+func New(store directory.Store, passwords PasswordSetter, now func() time.Time) *Service {
+	return &Service{store: store, passwords: passwords, now: now}
 }
-
-// MinPasswordLength is the national minimum (NCSC: at least 10 characters,
-// no composition rules). The full policy is authn's; this is the floor the
-// administrative path enforces on its own.
-const MinPasswordLength = 10
 
 // CreateOrganisation registers an organisation. It returns an error
 // wrapping directory.ErrInvalid for a bad ODS code or name and
@@ -125,15 +122,6 @@ func (s *Service) createUser(ctx context.Context, by Actor, in NewUser) (Created
 	}
 	slices.Sort(roles)
 	roles = slices.Compact(roles)
-	var hash string
-	if in.Password != "" {
-		if n := len([]rune(in.Password)); n < MinPasswordLength {
-			return CreatedUser{}, fmt.Errorf("%w: password must be at least %d characters, got %d", directory.ErrInvalid, MinPasswordLength, n)
-		}
-		if hash, err = s.hasher.Hash(in.Password); err != nil {
-			return CreatedUser{}, fmt.Errorf("%w: password: %v", directory.ErrInvalid, err)
-		}
-	}
 	u := directory.User{
 		ID: directory.NewID(), Email: email, GivenName: given, FamilyName: family,
 		Status: directory.UserActive, CreatedAt: now, UpdatedAt: now,
@@ -149,14 +137,13 @@ func (s *Service) createUser(ctx context.Context, by Actor, in NewUser) (Created
 		if err := tx.PutMembership(ctx, directory.Membership{UserID: u.ID, OrgID: org.ID, Roles: roles, CreatedAt: now}); err != nil {
 			return err
 		}
-		if hash != "" {
-			c := directory.Credential{ID: directory.NewID(), UserID: u.ID, Type: directory.CredentialPassword, Secret: []byte(hash), CreatedAt: now}
-			if err := tx.PutCredential(ctx, c); err != nil {
+		if in.Password != "" {
+			if err := s.passwords.SetTx(ctx, tx, u, in.Password, directory.PasswordSourceAdmin, directory.AuditEvent{Actor: by.ID, IP: by.IP}); err != nil {
 				return err
 			}
 		}
 		return s.audit(ctx, tx, by, "user.create", u.ID, org.ID, directory.OutcomeSuccess, map[string]string{
-			"roles": joinRoles(roles), "password_set": fmt.Sprint(hash != ""),
+			"roles": joinRoles(roles), "password_set": fmt.Sprint(in.Password != ""),
 		})
 	})
 	if err != nil {

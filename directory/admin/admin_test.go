@@ -3,6 +3,7 @@ package admin_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,9 +16,15 @@ import (
 	"github.com/lanyard/lanyard/testkit"
 )
 
-type plainHasher struct{}
+// fakePasswords stores "hash:"+pw, refusing passwords under 10 bytes.
+type fakePasswords struct{}
 
-func (plainHasher) Hash(pw string) (string, error) { return "hash:" + pw, nil }
+func (fakePasswords) SetTx(ctx context.Context, st directory.Store, u directory.User, pw, source string, by directory.AuditEvent) error {
+	if len(pw) < 10 {
+		return fmt.Errorf("%w: too short", directory.ErrInvalid)
+	}
+	return st.PutCredential(ctx, directory.Credential{ID: directory.NewID(), UserID: u.ID, Type: directory.CredentialPassword, Secret: []byte("hash:" + pw), CreatedAt: by.Time})
+}
 
 func newService(t *testing.T) (*admin.Service, directory.Store, *testkit.Clock) {
 	t.Helper()
@@ -30,7 +37,7 @@ func newService(t *testing.T) (*admin.Service, directory.Store, *testkit.Clock) 
 		t.Fatal(err)
 	}
 	clock := testkit.NewClock(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC))
-	return admin.New(st, plainHasher{}, clock.Now), st, clock
+	return admin.New(st, fakePasswords{}, clock.Now), st, clock
 }
 
 func auditTrail(t *testing.T, st directory.Store) []string {

@@ -88,6 +88,15 @@ type PasswordConfig struct {
 	MemoryKiB   uint32 `yaml:"memory_kib"`
 	Iterations  uint32 `yaml:"iterations"`
 	Parallelism uint8  `yaml:"parallelism"`
+	// MaxAge is how long a password lasts (0: never expires; at most
+	// 365 days, the national limit).
+	MaxAge time.Duration `yaml:"max_age"`
+	// BreachedIndex is the file `idp admin breached import` builds; empty
+	// means <data>/breached.idx, used when it exists.
+	BreachedIndex string `yaml:"breached_index"`
+	// CommonList is an optional file of more common passwords, one a line
+	// (such as NCSC's top 100,000), refused as well as the built-in list.
+	CommonList string `yaml:"common_list"`
 }
 
 // EphemeralConfig bounds the in-process ephemeral store.
@@ -104,6 +113,9 @@ type SMTPConfig struct {
 	// PasswordFile holds the SMTP password; secrets come from files only.
 	Username     string `yaml:"username"`
 	PasswordFile string `yaml:"password_file"`
+	// TLS is starttls (default), tls (implicit, port 465) or none (a relay
+	// on loopback only).
+	TLS string `yaml:"tls"`
 }
 
 // Defaults returns the configuration before any source is applied.
@@ -128,9 +140,10 @@ func Defaults() Config {
 			MemoryKiB:   password.DefaultParams.MemoryKiB,
 			Iterations:  password.DefaultParams.Iterations,
 			Parallelism: password.DefaultParams.Parallelism,
+			MaxAge:      365 * 24 * time.Hour,
 		},
 		Ephemeral: EphemeralConfig{MaxItems: 1_000_000},
-		SMTP:      SMTPConfig{Port: 587},
+		SMTP:      SMTPConfig{Port: 587, TLS: "starttls"},
 	}
 }
 
@@ -298,6 +311,9 @@ func (c *Config) Resolve() {
 	if c.Database == "" && c.Data != "" {
 		c.Database = "sqlite:" + filepath.Join(c.Data, "lanyard.db")
 	}
+	if c.Password.BreachedIndex == "" && c.Data != "" {
+		c.Password.BreachedIndex = filepath.Join(c.Data, "breached.idx")
+	}
 	if c.MasterKeyFile == "" && c.Data != "" {
 		c.MasterKeyFile = filepath.Join(c.Data, "master.key")
 	}
@@ -396,6 +412,9 @@ func (c *Config) Validate() error {
 	} else if uint64(c.Password.MemoryKiB)*uint64(t) < 7168*5 {
 		bad("password.iterations", "memory_kib x iterations must be at least 35840 (OWASP minimum)", t)
 	}
+	if a := c.Password.MaxAge; a < 0 || a > 365*24*time.Hour {
+		bad("password.max_age", "must be from 0 (never expires) to 8760h (365 days)", a)
+	}
 	if p := c.Password.Parallelism; p < 1 || p > 16 {
 		bad("password.parallelism", "must be from 1 to 16", p)
 	}
@@ -408,6 +427,15 @@ func (c *Config) Validate() error {
 		}
 		if c.SMTP.From == "" {
 			bad("smtp.from", "must be set when smtp.host is", c.SMTP.From)
+		}
+		switch c.SMTP.TLS {
+		case "starttls", "tls":
+		case "none":
+			if !isLoopback(c.SMTP.Host) {
+				bad("smtp.tls", "none is allowed only for a relay on a loopback address", c.SMTP.TLS)
+			}
+		default:
+			bad("smtp.tls", "must be starttls, tls or none", c.SMTP.TLS)
 		}
 	}
 	return errors.Join(errs...)

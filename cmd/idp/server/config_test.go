@@ -61,6 +61,7 @@ password:
 	want.HTTP.WriteTimeout = 45 * time.Second
 	want.HTTP.MaxBodyBytes = 2048
 	want.Password.MemoryKiB, want.Password.Iterations = 47104, 1
+	want.Password.BreachedIndex = "data/breached.idx"
 	if diff := cmp.Diff(want, c); diff != "" {
 		t.Errorf("config (-want +got):\n%s", diff)
 	}

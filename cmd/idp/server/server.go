@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -17,7 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lanyard/lanyard/authn"
+	"github.com/lanyard/lanyard/authn/breached"
+	"github.com/lanyard/lanyard/authn/mail"
 	"github.com/lanyard/lanyard/authn/password"
+	"github.com/lanyard/lanyard/authn/policy"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
 	"github.com/lanyard/lanyard/directory/ephemeral"
@@ -58,7 +63,10 @@ type Server struct {
 	Directory *sqlstore.Store
 	Ephemeral ephemeral.Store
 	Keys      *seal.Keyring
-	Passwords *password.Hasher
+	Hasher    *password.Hasher
+	Passwords *authn.Passwords
+	Breached  *breached.Index // nil when no index has been imported
+	Mail      *mail.Queue
 	Admin     *admin.Service
 	Authn     *authn.Authenticator
 	OIDC      *oidc.Provider
@@ -121,10 +129,13 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 			return nil, setupErr("redis %s: %w", redactURL(cfg.Redis), err)
 		}
 	}
-	if s.Passwords, err = password.NewHasher(cfg.PasswordParams()); err != nil {
-		return nil, setupErr("password: %w", err)
+	if s.Passwords, s.Hasher, s.Breached, err = NewPasswords(cfg, s.Directory, s.Now); err != nil {
+		return nil, err
 	}
 	s.Admin = admin.New(s.Directory, s.Passwords, s.Now)
+	if s.Mail, err = newMail(cfg, log, s.Now); err != nil {
+		return nil, err
+	}
 	pages, err := templates.New()
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -135,7 +146,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		Sessions:    authn.SessionPolicy{Idle: cfg.Session.IdleTimeout, Absolute: cfg.Session.AbsoluteTimeout},
 		CeremonyTTL: cfg.Session.LoginTimeout,
 		RequestID:   RequestID,
-	}, s.Directory, s.Ephemeral, s.Passwords, pages, s.Keys.Derive("session-cookie", 32), s.Now, log)
+		Issuer:      cfg.Issuer,
+	}, s.Directory, s.Ephemeral, s.Hasher, s.Passwords, s.Mail, pages, s.Keys.Derive("session-cookie", 32), s.Now, log)
 	s.OIDC, err = oidc.New(oidc.Config{
 		Issuer: cfg.Issuer,
 		Lifetimes: oidc.Lifetimes{
@@ -158,12 +170,70 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 	return s, nil
 }
 
+// NewPasswords builds what sets passwords under the policy: the argon2id
+// hasher, the common-password list (built in, plus password.common_list)
+// and the breached-password index when one has been imported. It is used
+// by the server and by the admin commands alike. Errors wrap ErrSetup.
+func NewPasswords(cfg Config, dir directory.Store, now func() time.Time) (*authn.Passwords, *password.Hasher, *breached.Index, error) {
+	h, err := password.NewHasher(cfg.PasswordParams())
+	if err != nil {
+		return nil, nil, nil, setupErr("password: %w", err)
+	}
+	list := policy.DefaultList()
+	if cfg.Password.CommonList != "" {
+		f, err := os.Open(cfg.Password.CommonList)
+		if err != nil {
+			return nil, nil, nil, setupErr("password.common_list: %w", err)
+		}
+		extra, err := policy.LoadList(f)
+		f.Close()
+		if err != nil {
+			return nil, nil, nil, setupErr("password.common_list %s: %w", cfg.Password.CommonList, err)
+		}
+		list = list.Union(extra)
+	}
+	var ix *breached.Index
+	var b policy.Breached
+	if _, err := os.Stat(cfg.Password.BreachedIndex); err == nil {
+		if ix, err = breached.Open(cfg.Password.BreachedIndex); err != nil {
+			return nil, nil, nil, setupErr("password.breached_index: %w", err)
+		}
+		b = ix
+	}
+	national := policy.National()
+	national.MaxAge = cfg.Password.MaxAge
+	return authn.NewPasswords(dir, h, policy.NewChecker(list, b), national, now), h, ix, nil
+}
+
+func newMail(cfg Config, log *slog.Logger, now func() time.Time) (*mail.Queue, error) {
+	var sender mail.Sender = &mail.Folder{Dir: filepath.Join(cfg.Data, "outbox"), Log: log, Now: now}
+	if cfg.SMTP.Host != "" {
+		var pw string
+		if cfg.SMTP.PasswordFile != "" {
+			b, err := os.ReadFile(cfg.SMTP.PasswordFile)
+			if err != nil {
+				return nil, setupErr("smtp.password_file: %w", err)
+			}
+			pw = strings.TrimSpace(string(b))
+		}
+		sender = &mail.SMTP{Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, From: cfg.SMTP.From, Username: cfg.SMTP.Username,
+			Password: pw, TLS: cfg.SMTP.TLS, Attempts: 5, Backoff: 2 * time.Second, Timeout: 30 * time.Second}
+	}
+	return mail.NewQueue(sender, 10000, log), nil
+}
+
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.handler }
 
 // Close releases the stores. It is safe to call on a partly opened server.
 func (s *Server) Close() error {
 	var errs []error
+	if s.Mail != nil {
+		s.Mail.Close()
+	}
+	if s.Breached != nil {
+		errs = append(errs, s.Breached.Close())
+	}
 	if s.Ephemeral != nil {
 		errs = append(errs, s.Ephemeral.Close())
 	}
