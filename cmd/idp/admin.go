@@ -8,9 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/lanyard/lanyard/authn/breached"
 	"github.com/lanyard/lanyard/authn/password"
 	"github.com/lanyard/lanyard/cmd/idp/server"
 	"github.com/lanyard/lanyard/directory"
@@ -36,6 +39,8 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminAuditVerify(ctx, args[2:])
 	case "masterkey rotate":
 		return e.adminMasterKeyRotate(args[2:])
+	case "breached import":
+		return e.adminBreachedImport(ctx, args[2:])
 	default:
 		return usageErr("admin: unknown command %q", sub)
 	}
@@ -64,9 +69,7 @@ func (e env) openAdmin(ctx context.Context, cf *configFlags) (*sqlstore.Store, *
 		return nil, nil, nil, err
 	}
 	return st, admin.New(st, pw, time.Now), func() {
-		if ix != nil {
-			ix.Close()
-		}
+		ix.Close()
 		st.Close()
 	}, nil
 }
@@ -258,5 +261,57 @@ func (e env) adminMasterKeyRotate(args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "new master key %s added to %s; it seals from the next start, older keys still open\n", id, cfg.MasterKeyFile)
+	return nil
+}
+
+func (e env) adminBreachedImport(ctx context.Context, args []string) error {
+	cf := newFlags("admin breached import", "data")
+	minCount := cf.fs.Uint64("min-count", 1, "skip hashes seen fewer times than this")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.fs.Parse(args); err != nil {
+		return usageErr("%s: %v", cf.fs.Name(), err)
+	}
+	if cf.fs.NArg() != 1 {
+		return usageErr("admin breached import: want one FILE (Pwned Passwords SHA1HEX:COUNT lines)")
+	}
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(cf.fs.Arg(0))
+	if err != nil {
+		return usageErr("admin breached import: %v", err)
+	}
+	defer f.Close()
+	opt := breached.ImportOptions{MinCount: *minCount, TempDir: filepath.Dir(cfg.Password.BreachedIndex)}
+	if fi, err := f.Stat(); err == nil {
+		opt.TotalBytes = fi.Size()
+	}
+	if tty, ok := e.stderr.(*os.File); ok && !*asJSON {
+		if fi, err := tty.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			opt.Progress = func(p breached.Progress) { fmt.Fprintf(tty, "\r\033[K%s", breached.ProgressLine(p)) }
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(cfg.Password.BreachedIndex), 0o700); err != nil {
+		return err
+	}
+	st, err := breached.Import(ctx, f, cfg.Password.BreachedIndex, opt)
+	if opt.Progress != nil {
+		fmt.Fprintln(e.stderr)
+	}
+	var le *breached.LineError
+	if errors.As(err, &le) {
+		return usageErr("admin breached import: %s: %v", cf.fs.Arg(0), err)
+	} else if err != nil {
+		return err
+	}
+	if *asJSON {
+		return e.printJSON(map[string]any{"index": cfg.Password.BreachedIndex, "hashes": st.Hashes, "lines": st.Lines,
+			"skipped": st.Skipped, "duplicates": st.Duplicates, "bytes": st.Bytes, "bytes_per_hash": st.BytesPerHash(),
+			"seconds": (st.Read + st.Build).Seconds()})
+	}
+	fmt.Fprintf(e.stdout, "indexed %d breached-password hashes into %s (%d bytes, %.2f bytes a hash) in %s\n",
+		st.Hashes, cfg.Password.BreachedIndex, st.Bytes, st.BytesPerHash(), (st.Read + st.Build).Round(time.Millisecond))
+	fmt.Fprintln(e.stdout, "running servers load it within a minute")
 	return nil
 }

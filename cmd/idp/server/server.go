@@ -19,7 +19,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/lanyard/lanyard/authn"
-	"github.com/lanyard/lanyard/authn/breached"
 	"github.com/lanyard/lanyard/authn/mail"
 	"github.com/lanyard/lanyard/authn/password"
 	"github.com/lanyard/lanyard/authn/policy"
@@ -65,7 +64,7 @@ type Server struct {
 	Keys      *seal.Keyring
 	Hasher    *password.Hasher
 	Passwords *authn.Passwords
-	Breached  *breached.Index // nil when no index has been imported
+	Breached  *breachedIndex
 	Mail      *mail.Queue
 	Admin     *admin.Service
 	Authn     *authn.Authenticator
@@ -174,7 +173,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 // hasher, the common-password list (built in, plus password.common_list)
 // and the breached-password index when one has been imported. It is used
 // by the server and by the admin commands alike. Errors wrap ErrSetup.
-func NewPasswords(cfg Config, dir directory.Store, now func() time.Time) (*authn.Passwords, *password.Hasher, *breached.Index, error) {
+func NewPasswords(cfg Config, dir directory.Store, now func() time.Time) (*authn.Passwords, *password.Hasher, *breachedIndex, error) {
 	h, err := password.NewHasher(cfg.PasswordParams())
 	if err != nil {
 		return nil, nil, nil, setupErr("password: %w", err)
@@ -192,17 +191,13 @@ func NewPasswords(cfg Config, dir directory.Store, now func() time.Time) (*authn
 		}
 		list = list.Union(extra)
 	}
-	var ix *breached.Index
-	var b policy.Breached
-	if _, err := os.Stat(cfg.Password.BreachedIndex); err == nil {
-		if ix, err = breached.Open(cfg.Password.BreachedIndex); err != nil {
-			return nil, nil, nil, setupErr("password.breached_index: %w", err)
-		}
-		b = ix
+	ix := &breachedIndex{path: cfg.Password.BreachedIndex}
+	if err := ix.reload(nil); err != nil {
+		return nil, nil, nil, setupErr("password.breached_index: %w", err)
 	}
 	national := policy.National()
 	national.MaxAge = cfg.Password.MaxAge
-	return authn.NewPasswords(dir, h, policy.NewChecker(list, b), national, now), h, ix, nil
+	return authn.NewPasswords(dir, h, policy.NewChecker(list, ix), national, now), h, ix, nil
 }
 
 func newMail(cfg Config, log *slog.Logger, now func() time.Time) (*mail.Queue, error) {
@@ -263,6 +258,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if s.gc != nil {
 		go s.collect(ctx)
 	}
+	go s.Breached.watch(ctx, 30*time.Second, s.Log)
 	select {
 	case err := <-errc:
 		return err
