@@ -17,8 +17,8 @@ import (
 )
 
 const (
-	// partitions is how many spool files Import partitions keys into,
-	// by their top bits; a shard is a run of whole partitions.
+	// partitions is how many ranges of their top bits the spool orders
+	// keys by; a shard is a run of whole partitions.
 	partitions = 1 << maxShardBits
 	// targetShardKeys is the most keys an automatically sized shard is
 	// meant to hold: building one takes about 40 bytes a key, so about
@@ -27,7 +27,8 @@ const (
 	targetShardKeys = 1 << 22
 	// maxShardKeys keeps a shard within the filter's uint32 indexes.
 	maxShardKeys = 1 << 30
-	// maxLine is the longest line read; a valid one is at most 62 bytes.
+	// maxLine is the longest line read, '\n' included; a valid line is at
+	// most 63 bytes unless its count has leading zeros.
 	maxLine = 4096
 	// checkEvery is how many lines pass between looks at the clock and
 	// the context.
@@ -39,8 +40,9 @@ var ErrEmpty = errors.New("breached: corpus has no hashes to import")
 
 // ImportOptions tunes Import. The zero value is usable.
 type ImportOptions struct {
-	// TempDir holds the spool files, about 8 bytes a hash (8 GB for the
-	// full corpus); "" means os.TempDir().
+	// TempDir holds the spool file, about 8 bytes a hash (8 GB for the
+	// full corpus) when there are more than 4 million; "" means
+	// os.TempDir().
 	TempDir string
 	// Shards is the number of filters the index is split into, a power of
 	// two from 1 to 1024. 0 chooses, once the corpus is read, the fewest
@@ -225,12 +227,12 @@ type importer struct {
 	bytes      int64
 }
 
-func (im *importer) report(p Progress, force bool) {
+func (im *importer) report(p Progress) {
 	if im.opt.Progress == nil {
 		return
 	}
 	now := im.opt.Now()
-	if !force && now.Sub(im.lastReport) < time.Second {
+	if now.Sub(im.lastReport) < time.Second {
 		return
 	}
 	im.lastReport = now
@@ -299,7 +301,7 @@ func (im *importer) read(ctx context.Context, r io.Reader, sp *spool) error {
 			if err := ctx.Err(); err != nil {
 				return fmt.Errorf("breached import: %w", err)
 			}
-			im.report(Progress{Phase: PhaseRead}, false)
+			im.report(Progress{Phase: PhaseRead})
 		}
 		if err != nil {
 			return nil // EOF after a last line without '\n'
@@ -467,7 +469,7 @@ func (im *importer) build(ctx context.Context, sp *spool, dest string) error {
 		}
 		table[s] = e
 		offset += e.length
-		im.report(Progress{Phase: PhaseBuild, ShardsDone: s + 1, Shards: nShards}, false)
+		im.report(Progress{Phase: PhaseBuild, ShardsDone: s + 1, Shards: nShards})
 	}
 	im.stats.Duplicates = total - im.stats.Hashes
 	if err := bw.Flush(); err != nil {

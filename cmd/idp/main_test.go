@@ -4,9 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha1"
 	"database/sql"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -429,5 +431,37 @@ func TestDemoClientLogsIn(t *testing.T) {
 	}
 	if err := rp.VerifyIDToken(ar, tok).Claims(&c); err != nil || c.Email != "demo.user@lanyard.test" || c.Org.ODSCode != "DEMO1" {
 		t.Errorf("demo ID token claims %+v, %v", c, err)
+	}
+}
+
+func TestPasswordPolicyAndBreachedImport(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "lanyard.db")
+	data := filepath.Join(dir, "data")
+	if r := idp(t, dir, "", nil, "admin", "org", "create", "--data", data, "--database", db, "--ods", "RRK", "--name", "Leeds Teaching Hospitals"); r.code != 0 {
+		t.Fatal(r.stderr)
+	}
+	wantFail(t, idp(t, dir, "password123\n", nil, "admin", "user", "create", "--data", data, "--database", db, "--org", "RRK",
+		"--email", "a@nhs.net", "--name", "Ann Lee", "--password-stdin"), 2, "commonly used password")
+
+	corpus := filepath.Join(dir, "corpus.txt")
+	good := "7C4A8D09CA3762AF61E59520943DC26494F8941B:123\n" + // sha1("123456")
+		fmt.Sprintf("%X:5\n", sha1.Sum([]byte("velvet cactus umbrella 42")))
+	os.WriteFile(corpus, []byte(good+"not a hash line\n"), 0o600)
+	r := idp(t, dir, "", nil, "admin", "breached", "import", "--data", data, corpus)
+	wantFail(t, r, 2, "line 3")
+	if _, err := os.Stat(filepath.Join(data, "breached.idx")); err == nil {
+		t.Error("a malformed corpus left an index behind")
+	}
+	os.WriteFile(corpus, []byte(good), 0o600)
+	r = idp(t, dir, "", nil, "admin", "breached", "import", "--data", data, "--json", corpus)
+	if r.code != 0 || decode(t, r.stdout)["hashes"].(float64) != 2 {
+		t.Fatalf("breached import: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	wantFail(t, idp(t, dir, "velvet cactus umbrella 42\n", nil, "admin", "user", "create", "--data", data, "--database", db, "--org", "RRK",
+		"--email", "a@nhs.net", "--name", "Ann Lee", "--password-stdin"), 2, "appeared in a data breach")
+	if r := idp(t, dir, "quiet harbour violin\n", nil, "admin", "user", "create", "--data", data, "--database", db, "--org", "RRK",
+		"--email", "a@nhs.net", "--name", "Ann Lee", "--password-stdin"); r.code != 0 {
+		t.Errorf("good password refused: %q", r.stderr)
 	}
 }
