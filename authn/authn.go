@@ -54,14 +54,14 @@ type Authenticator struct {
 	dir       Directory
 	passwords *Passwords
 	mail      mail.Sender
-	eph      ephemeral.Store
-	hasher   *password.Hasher
-	pages    *templates.Pages
-	sessions *sessionStore
-	onEnd    []EndedHook
-	secure   bool
-	now      func() time.Time
-	log      *slog.Logger
+	eph       ephemeral.Store
+	hasher    *password.Hasher
+	pages     *templates.Pages
+	sessions  *sessionStore
+	onEnd     []EndedHook
+	secure    bool
+	now       func() time.Time
+	log       *slog.Logger
 }
 
 // New returns an Authenticator. cookieKeys are HMAC keys for the session

@@ -184,15 +184,15 @@ type passwordFieldData struct {
 	ID, Label, Autocomplete, Hint, Error string
 }
 
-func (LoginIdentify) templateName() string { return "login_identify.html" }
+func (LoginIdentify) templateName() string  { return "login_identify.html" }
 func (SetPassword) templateName() string    { return "set_password.html" }
 func (ForgotPassword) templateName() string { return "forgot_password.html" }
 func (Notice) templateName() string         { return "notice.html" }
-func (LoginPassword) templateName() string { return "login_password.html" }
-func (Error) templateName() string         { return "error.html" }
-func (LoggedOut) templateName() string     { return "logged_out.html" }
-func (LogoutConfirm) templateName() string { return "logout_confirm.html" }
-func (Account) templateName() string       { return "account.html" }
+func (LoginPassword) templateName() string  { return "login_password.html" }
+func (Error) templateName() string          { return "error.html" }
+func (LoggedOut) templateName() string      { return "logged_out.html" }
+func (LogoutConfirm) templateName() string  { return "logout_confirm.html" }
+func (Account) templateName() string        { return "account.html" }
 
 // allPages lists one value of every page type, so that New can check each has a template.
 var allPages = []Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{},
