@@ -16,6 +16,7 @@ import (
 
 	"github.com/lanyard/lanyard/authn/breached"
 	"github.com/lanyard/lanyard/cmd/idp/server"
+	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
 	"github.com/lanyard/lanyard/testkit"
 )
@@ -261,4 +262,49 @@ func errorMessages(body string) []string {
 		out = append(out, strings.TrimSpace(m[1]))
 	}
 	return out
+}
+
+func TestAccountPageAndOrganisationPolicy(t *testing.T) {
+	f := newFixture(t)
+	stranger := f.s.Browser(t)
+	p, _ := stranger.Follow(stranger.Get(f.s.URL+"/account"), f.s.URL)
+	stranger.SignIn(p, email, "not the right one at all")
+	f.clock.Advance(365*24*time.Hour - 10*24*time.Hour) // ten days before expiry
+	b := f.signIn(t, firstPass)
+	page := b.Get(f.s.URL + "/account")
+	for _, want := range []string{"Your password expires soon", "Expires on", "Your sign-ins in the last 7 days"} {
+		if !strings.Contains(page.Body, want) {
+			t.Errorf("account page lacks %q", want)
+		}
+	}
+	if strings.Contains(page.Body, "Wrong password") {
+		t.Error("a failed sign-in from 355 days ago is listed among the last 7 days")
+	}
+	p, _ = stranger.Follow(stranger.Get(f.s.URL+"/account"), f.s.URL)
+	stranger.SignIn(p, email, "still not the right one")
+	page = b.Get(f.s.URL + "/account")
+	if !strings.Contains(page.Body, "Signed in") || !strings.Contains(page.Body, "Wrong password") || !strings.Contains(page.Body, "a program") {
+		t.Errorf("recent sign-ins do not show both outcomes and the device:\n%.4000s", page.Body)
+	}
+
+	// The organisation tightens the policy: 14 characters and a banned term.
+	org, err := f.s.Directory.OrganisationByODS(t.Context(), "RRK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.Directory.PutOrgPolicy(t.Context(), org.ID, directory.OrgPolicy{MinLength: 14, BannedTerms: []string{"leodis"}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := change(t, b, f, firstPass, "violin harbor"); !strings.Contains(p.Body, "at least 14 characters") {
+		t.Errorf("organisation minimum not applied: %q", errorMessages(p.Body))
+	}
+	if p := change(t, b, f, firstPass, "leodis harbour violin"); !strings.Contains(p.Body, "leodis") {
+		t.Errorf("organisation banned term not applied: %q", errorMessages(p.Body))
+	}
+	if err := f.s.Directory.PutOrgPolicy(t.Context(), org.ID, directory.OrgPolicy{MinLength: 4}); err != nil {
+		t.Fatal(err)
+	}
+	if p := change(t, b, f, firstPass, "harbour1"); !strings.Contains(p.Body, "at least 10 characters") {
+		t.Errorf("an organisation weakened the national minimum: %q", errorMessages(p.Body))
+	}
 }

@@ -226,9 +226,13 @@ func (a *Authenticator) succeeded(ctx context.Context, userID string, at attempt
 // place, and clears its failure counts: an administrator's unlock, or a
 // password reset.
 func (a *Authenticator) Unlock(ctx context.Context, email string) error {
-	now := a.now()
-	_, err := a.eph.Incr(ctx, keyLockGen+accountKey(email), 1, now.Add(10*365*24*time.Hour), now)
-	if err != nil {
+	return UnlockAccount(ctx, a.eph, email, a.now())
+}
+
+// UnlockAccount is Unlock for tools that hold the ephemeral store but no
+// Authenticator (the admin command line, on Redis).
+func UnlockAccount(ctx context.Context, eph ephemeral.Store, email string, now time.Time) error {
+	if _, err := eph.Incr(ctx, keyLockGen+accountKey(email), 1, now.Add(10*365*24*time.Hour), now); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil

@@ -131,7 +131,8 @@ type Stats struct {
 	// Skipped hashes had a count under MinCount.
 	Skipped int
 	// Duplicates are lines whose key (the first 8 bytes of the hash) was
-	// already indexed.
+	// already indexed: repeated hashes, or distinct ones sharing 8 bytes,
+	// which a billion random hashes have about a 3% chance of holding once.
 	Duplicates int
 	// Shards is the number of filters in the index.
 	Shards int
@@ -159,6 +160,8 @@ type LineError struct {
 	Text string
 }
 
+// Error gives the line number, the reason and the quoted start of the
+// line.
 func (e *LineError) Error() string {
 	return fmt.Sprintf("corpus line %d: %s: %q", e.Line, e.Reason, e.Text)
 }

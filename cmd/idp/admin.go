@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lanyard/lanyard/authn"
 	"github.com/lanyard/lanyard/authn/breached"
 	"github.com/lanyard/lanyard/authn/password"
 	"github.com/lanyard/lanyard/cmd/idp/server"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
+	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
 )
@@ -41,6 +43,10 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminMasterKeyRotate(args[2:])
 	case "breached import":
 		return e.adminBreachedImport(ctx, args[2:])
+	case "org policy":
+		return e.adminOrgPolicy(ctx, args[2:])
+	case "user unlock":
+		return e.adminUserUnlock(ctx, args[2:])
 	default:
 		return usageErr("admin: unknown command %q", sub)
 	}
@@ -313,5 +319,87 @@ func (e env) adminBreachedImport(ctx context.Context, args []string) error {
 	fmt.Fprintf(e.stdout, "indexed %d breached-password hashes into %s (%d bytes, %.2f bytes a hash) in %s\n",
 		st.Hashes, cfg.Password.BreachedIndex, st.Bytes, st.BytesPerHash(), (st.Read + st.Build).Round(time.Millisecond))
 	fmt.Fprintln(e.stdout, "running servers load it within a minute")
+	return nil
+}
+
+func (e env) adminOrgPolicy(ctx context.Context, args []string) error {
+	cf := newFlags("admin org policy", "data", "database")
+	ods := cf.fs.String("ods", "", "ODS code")
+	minLen := cf.fs.Int("min-length", 0, "minimum password length (the national 10 if lower)")
+	history := cf.fs.Int("history", 0, "previous passwords that may not be reused (the national 4 if fewer)")
+	maxAge := cf.fs.Int("max-age-days", 0, "days a password lasts (the national limit if longer or 0)")
+	requireMFA := cf.fs.Bool("require-mfa", false, "require a second factor for all staff")
+	var banned stringList
+	cf.fs.Var(&banned, "banned-term", "a word no password may contain; repeatable")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "ods"); err != nil {
+		return err
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	o, err := st.OrganisationByODS(ctx, *ods)
+	if err != nil {
+		return err
+	}
+	p := directory.OrgPolicy{MinLength: *minLen, History: *history, MaxAgeDays: *maxAge, BannedTerms: banned, RequireMFA: *requireMFA}
+	if err := st.InTx(ctx, func(tx directory.Store) error {
+		if err := tx.PutOrgPolicy(ctx, o.ID, p); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "organisation.policy", Target: o.ID,
+			OrgID: o.ID, Outcome: directory.OutcomeSuccess, Detail: map[string]string{"min_length": fmt.Sprint(*minLen), "history": fmt.Sprint(*history),
+				"max_age_days": fmt.Sprint(*maxAge), "banned_terms": strings.Join(banned, ","), "require_mfa": fmt.Sprint(*requireMFA)}})
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return e.printJSON(map[string]any{"ods_code": o.ODSCode, "policy": p})
+	}
+	fmt.Fprintf(e.stdout, "policy of %s set; it can only tighten the national policy\n", o.ODSCode)
+	return nil
+}
+
+func (e env) adminUserUnlock(ctx context.Context, args []string) error {
+	cf := newFlags("admin user unlock", "data", "database", "redis")
+	email := cf.fs.String("email", "", "email address of the account")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "email"); err != nil {
+		return err
+	}
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return err
+	}
+	if cfg.Redis == "" {
+		return usageErr("admin user unlock: lockouts are kept in the server's memory when redis is not set; " +
+			"they end by themselves (at most an hour), and a password reset ends them at once")
+	}
+	eph, err := eredis.New(ctx, cfg.Redis, "")
+	if err != nil {
+		return err
+	}
+	defer eph.Close()
+	if err := authn.UnlockAccount(ctx, eph, *email, time.Now()); err != nil {
+		return err
+	}
+	st, _, err := server.OpenDirectory(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if _, err := st.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "user.unlock",
+		Target: directory.EmailKey(*email), Outcome: directory.OutcomeSuccess}); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "unlocked %s from every place\n", *email)
 	return nil
 }

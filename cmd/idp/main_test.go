@@ -465,3 +465,21 @@ func TestPasswordPolicyAndBreachedImport(t *testing.T) {
 		t.Errorf("good password refused: %q", r.stderr)
 	}
 }
+
+func TestOrgPolicyAndUnlock(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "lanyard.db")
+	idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Leeds Teaching Hospitals")
+	if r := idp(t, dir, "", nil, "admin", "org", "policy", "--database", db, "--ods", "RRK", "--min-length", "14", "--banned-term", "leodis", "--json"); r.code != 0 {
+		t.Fatalf("org policy: %q", r.stderr)
+	}
+	wantFail(t, idp(t, dir, "harbor violin\n", nil, "admin", "user", "create", "--database", db, "--org", "RRK",
+		"--email", "a@nhs.net", "--name", "Ann Lee", "--password-stdin"), 2, "at least 14 characters")
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "policy", "--database", db, "--ods", "NOPE1"), 2, "not found")
+
+	wantFail(t, idp(t, dir, "", nil, "admin", "user", "unlock", "--database", db, "--email", "a@nhs.net"), 2, "password reset ends them")
+	redisURL, _ := testkit.Redis(t)
+	if r := idp(t, dir, "", nil, "admin", "user", "unlock", "--database", db, "--redis", redisURL, "--email", "a@nhs.net"); r.code != 0 || !strings.Contains(r.stdout, "unlocked") {
+		t.Errorf("unlock on Redis: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
