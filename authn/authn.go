@@ -15,6 +15,7 @@ import (
 	"github.com/lanyard/lanyard/authn/policy"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/ephemeral"
+	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/templates"
 )
 
@@ -24,6 +25,9 @@ type Directory interface {
 	User(ctx context.Context, id string) (directory.User, error)
 	Credentials(ctx context.Context, userID string, t directory.CredentialType) ([]directory.Credential, error)
 	PutCredential(ctx context.Context, c directory.Credential) error
+	DeleteCredential(ctx context.Context, userID, id string) error
+	Memberships(ctx context.Context, userID string) ([]directory.Membership, error)
+	OrgPolicy(ctx context.Context, orgID string) (directory.OrgPolicy, error)
 	AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error)
 	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error)
 }
@@ -44,6 +48,10 @@ type Config struct {
 	Issuer string
 	// ResetTTL is how long a password-reset link works.
 	ResetTTL time.Duration
+	// Keys seals TOTP seeds.
+	Keys *seal.Keyring
+	// Attestation is the WebAuthn attestation preference; "" means none.
+	Attestation string
 }
 
 // Authenticator runs the login ceremony and the sessions. It is safe for
@@ -102,6 +110,7 @@ func (a *Authenticator) Handler() http.Handler {
 	mux.HandleFunc("POST /password/forgot", a.submitForgot)
 	mux.HandleFunc("GET /password/reset", a.showReset)
 	mux.HandleFunc("POST /password/reset", a.submitReset)
+	a.webauthnRoutes(mux)
 	mux.Handle("GET "+templates.StaticPrefix, templates.Static())
 	return SecurityHeaders(http.NewCrossOriginProtection().Handler(mux))
 }
@@ -229,6 +238,8 @@ func (a *Authenticator) showLogin(w http.ResponseWriter, r *http.Request) {
 
 func (a *Authenticator) showStep(w http.ResponseWriter, r *http.Request, c *ceremony, status int, errs []templates.FieldError) {
 	switch c.Step {
+	case stepMFA, stepMFAEnrol:
+		a.showMFA(w, r, c, status, errs)
 	case stepNewPassword:
 		a.showNewPassword(w, r, c, status, errs)
 	case stepPassword:
@@ -269,6 +280,22 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
 		return
 	}
+	if _, ok := r.PostForm["saved_codes"]; ok {
+		if c.Step != stepMFACodes || c.UserID == "" {
+			a.expired(w, r)
+			return
+		}
+		a.advance(w, r, c)
+		return
+	}
+	if _, ok := r.PostForm["code"]; ok {
+		if (c.Step != stepMFA && c.Step != stepMFAEnrol) || c.UserID == "" {
+			a.expired(w, r)
+			return
+		}
+		a.submitMFA(w, r, c)
+		return
+	}
 	if _, ok := r.PostForm["new_password"]; ok {
 		if c.Step != stepNewPassword || c.UserID == "" {
 			a.expired(w, r)
@@ -284,7 +311,7 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 	switch c.Step {
 	case stepIdentify:
 		errs = a.identify(c, r.PostForm.Get("email"))
-	case stepNewPassword:
+	case stepNewPassword, stepMFA, stepMFAEnrol, stepMFACodes:
 		a.expired(w, r)
 		return
 	case stepPassword:
@@ -295,23 +322,7 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if done {
-			expired, err := a.passwordExpired(r.Context(), c.UserID)
-			if err != nil {
-				a.unavailable(w, r, err)
-				return
-			}
-			if !expired {
-				a.finish(w, r, c)
-				return
-			}
-			// The RP gets its code only after a new password is chosen.
-			c.Step = stepNewPassword
-			if err := a.saveCeremony(r.Context(), c); err != nil {
-				a.unavailable(w, r, err)
-				return
-			}
-			a.audit(r.Context(), r, "login.password_expired", c.UserID, directory.OutcomeDenied, nil)
-			http.Redirect(w, r, "/login?c="+c.ID, http.StatusSeeOther)
+			a.advance(w, r, c)
 			return
 		}
 	default:
@@ -444,6 +455,9 @@ func (a *Authenticator) verify(ctx context.Context, u directory.User, pw string)
 func (a *Authenticator) finish(w http.ResponseWriter, r *http.Request, c *ceremony) {
 	ctx := r.Context()
 	acr := ACRPassword
+	if hasMFA(c.AMR) {
+		acr = ACRMFA
+	}
 	sess, err := a.sessions.start(ctx, w, r, c.UserID, c.AMR, acr)
 	if err != nil {
 		a.unavailable(w, r, err)

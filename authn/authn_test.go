@@ -28,10 +28,20 @@ func (f *fakeDir) UserByEmail(_ context.Context, email string) (directory.User, 
 func (f *fakeDir) User(ctx context.Context, id string) (directory.User, error) {
 	return f.UserByEmail(ctx, "jane@nhs.net")
 }
-func (f *fakeDir) Credentials(context.Context, string, directory.CredentialType) ([]directory.Credential, error) {
+func (f *fakeDir) Credentials(_ context.Context, _ string, t directory.CredentialType) ([]directory.Credential, error) {
+	if t != directory.CredentialPassword {
+		return nil, nil
+	}
 	return []directory.Credential{{ID: "C1", UserID: "U1", Type: directory.CredentialPassword, Secret: []byte(f.hash)}}, nil
 }
 func (f *fakeDir) PutCredential(context.Context, directory.Credential) error { return nil }
+func (f *fakeDir) DeleteCredential(context.Context, string, string) error    { return nil }
+func (f *fakeDir) Memberships(context.Context, string) ([]directory.Membership, error) {
+	return nil, nil
+}
+func (f *fakeDir) OrgPolicy(context.Context, string) (directory.OrgPolicy, error) {
+	return directory.OrgPolicy{}, nil
+}
 func (f *fakeDir) AuditEventsFor(context.Context, string, time.Time, int) ([]directory.AuditEvent, error) {
 	return nil, nil
 }

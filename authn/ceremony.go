@@ -27,17 +27,23 @@ const (
 // ceremony is one sign-in under way. It is bound to the browser that
 // started it by a cookie whose hash it keeps, and its forms carry CSRF.
 type ceremony struct {
-	ID         string    `json:"id"`
-	Binding    string    `json:"binding"` // HashToken of the browser's ceremony cookie
-	CSRF       string    `json:"csrf"`
-	Return     string    `json:"return"` // local path to go to when done
-	ClientName string    `json:"client_name,omitempty"`
-	Step       string    `json:"step"`
-	Email      string    `json:"email,omitempty"`
-	UserID     string    `json:"user_id,omitempty"` // set once the password is verified
-	AMR        []string  `json:"amr,omitempty"`
-	Failures   int       `json:"failures"`
-	CreatedAt  time.Time `json:"created_at"`
+	ID         string   `json:"id"`
+	Binding    string   `json:"binding"` // HashToken of the browser's ceremony cookie
+	CSRF       string   `json:"csrf"`
+	Return     string   `json:"return"` // local path to go to when done
+	ClientName string   `json:"client_name,omitempty"`
+	Step       string   `json:"step"`
+	Email      string   `json:"email,omitempty"`
+	UserID     string   `json:"user_id,omitempty"` // set once the password is verified
+	AMR        []string `json:"amr,omitempty"`
+	Failures   int      `json:"failures"`
+	// RequireMFA: the application asked for a second factor (acr_values).
+	RequireMFA bool `json:"require_mfa,omitempty"`
+	// PasswordFresh: the password was changed in this ceremony.
+	PasswordFresh bool `json:"password_fresh,omitempty"`
+	// PendingTOTP is a TOTP seed being enrolled, sealed.
+	PendingTOTP string    `json:"pending_totp,omitempty"`
+	CreatedAt   time.Time `json:"created_at"`
 }
 
 // next returns the step after the current one.
@@ -59,6 +65,11 @@ type LoginOptions struct {
 	ClientName string
 	// LoginHint prefills the email.
 	LoginHint string
+	// RequireMFA asks for a second factor whatever the user's policy.
+	RequireMFA bool
+	// StepUp, when set, is the live session to raise to MFA: the ceremony
+	// starts at the second factor for its user.
+	StepUp *Session
 }
 
 // localPath reports whether p is a path on this server (not "//host" or a
@@ -97,6 +108,19 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 	}
 	if e, err := directory.NormaliseEmail(opt.LoginHint); err == nil {
 		c.Email = e
+	}
+	c.RequireMFA = opt.RequireMFA || opt.StepUp != nil
+	if s := opt.StepUp; s != nil {
+		u, err := a.dir.User(r.Context(), s.UserID)
+		if err != nil {
+			a.unavailable(w, r, err)
+			return
+		}
+		c.UserID, c.Email, c.AMR = u.ID, u.Email, s.AMR
+		if c.Step, err = a.mfaStep(r.Context(), c); err != nil {
+			a.unavailable(w, r, err)
+			return
+		}
 	}
 	if err := a.saveCeremony(r.Context(), c); err != nil {
 		a.unavailable(w, r, err)

@@ -114,7 +114,8 @@ func (a *Authenticator) submitNewPassword(w http.ResponseWriter, r *http.Request
 		a.showNewPassword(w, r, c, http.StatusUnprocessableEntity, errs)
 		return
 	}
-	a.finish(w, r, c)
+	c.PasswordFresh = true
+	a.advance(w, r, c)
 }
 
 // showChangePassword is /account/password: a signed-in user changes their

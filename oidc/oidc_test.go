@@ -38,8 +38,8 @@ func newFixture(t *testing.T, opt testkit.Options) *fixture {
 	if _, err := s.Admin.CreateOrganisation(ctx, by, "RRK", "Leeds Teaching Hospitals"); err != nil {
 		t.Fatal(err)
 	}
-	cu, err := s.Admin.CreateUser(ctx, by, admin.NewUser{OrgODS: "RRK", Email: email, Name: "Jane Smith", Password: password,
-		Roles: []directory.Role{directory.RoleOrgAdmin}})
+	// Staff, not an administrator: administrators must use MFA (see authn's tests).
+	cu, err := s.Admin.CreateUser(ctx, by, admin.NewUser{OrgODS: "RRK", Email: email, Name: "Jane Smith", Password: password})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +125,7 @@ func TestCodeFlowWithRealRP(t *testing.T) {
 		if c.Email != email || c.Name != "Jane Smith" || c.GivenName != "Jane" || c.FamilyName != "Smith" {
 			t.Errorf("profile claims = %+v", c)
 		}
-		if c.Org.ODSCode != "RRK" || c.Org.Name != "Leeds Teaching Hospitals" || !slices.Equal(c.Roles, []string{"org-admin", "staff"}) {
+		if c.Org.ODSCode != "RRK" || c.Org.Name != "Leeds Teaching Hospitals" || !slices.Equal(c.Roles, []string{"staff"}) {
 			t.Errorf("org/roles claims = %+v %v", c.Org, c.Roles)
 		}
 		if !slices.Equal(c.AMR, []string{"pwd"}) || c.ACR != "urn:lanyard:acr:1fa" || c.AuthTime == 0 {

@@ -165,6 +165,18 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 		p.unavailable(w, r, err)
 		return
 	}
+	wantsMFA := slices.Contains(ar.ACRValues, authn.ACRMFA)
+	if ok && p.satisfies(sess, ar) && wantsMFA && sess.ACR != authn.ACRMFA {
+		// Signed in with a password only, and the application asks for
+		// more: step up with a second factor rather than refuse.
+		if r.URL.Query().Get("after") != "" {
+			p.sessions.Fail(w, r, http.StatusForbidden, "You could not be signed in",
+				"This application needs a second way to confirm it’s you. Go back and sign in again.")
+			return
+		}
+		p.sessions.StartLogin(w, r, authn.LoginOptions{Return: loginPath + "?id=" + ar.ID + "&after=1", StepUp: &sess})
+		return
+	}
 	if ok && p.satisfies(sess, ar) {
 		ar.UserID, ar.SessionID, ar.AuthTime, ar.AMR, ar.ACR, ar.IsDone = sess.UserID, sess.SID, sess.AuthTime, sess.AMR, sess.ACR, true
 		if err := p.storage.saveAuthRequest(ctx, ar); err != nil {
@@ -189,7 +201,7 @@ func (p *Provider) login(w http.ResponseWriter, r *http.Request) {
 	if c, err := p.storage.dir.Client(ctx, ar.ClientID); err == nil {
 		name = c.Name
 	}
-	p.sessions.StartLogin(w, r, authn.LoginOptions{Return: loginPath + "?id=" + ar.ID + "&after=1", ClientName: name})
+	p.sessions.StartLogin(w, r, authn.LoginOptions{Return: loginPath + "?id=" + ar.ID + "&after=1", ClientName: name, RequireMFA: wantsMFA})
 }
 
 // satisfies reports whether sess may complete ar without a new sign-in.

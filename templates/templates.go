@@ -12,7 +12,9 @@ package templates
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -39,7 +41,7 @@ const CSSPath = StaticPrefix + assetDir + "/nhsuk-frontend.min.css"
 //go:embed html/*.html
 var htmlFS embed.FS
 
-//go:embed static/nhsuk-frontend-10.6.1
+//go:embed static/nhsuk-frontend-10.6.1 static/lanyard
 var staticFS embed.FS
 
 // FieldError is one problem with what the user submitted. Field is the id of the input it concerns ("email",
@@ -179,6 +181,46 @@ type Notice struct {
 	Link       Link
 }
 
+// MFA asks for the second factor at sign-in: a code from the
+// authenticator app, or a recovery code (RecoveryCode true). The form
+// posts csrf_token, ceremony and code to Action. With WebAuthn, the page
+// also offers the user's security keys and passkeys (see webauthn.js).
+type MFA struct {
+	Action        string
+	CSRFToken     string
+	Ceremony      string
+	RecoveryCode  bool   // ask for a recovery code instead of an app code
+	OtherURL      string // link to the other kind of code
+	HasTOTP       bool
+	WebAuthn      bool // the user has security keys or passkeys
+	WebAuthnBegin string
+	Errors        []FieldError
+}
+
+// EnrolTOTP sets up an authenticator app: QR code (a data: URL of a PNG)
+// and the secret as text, confirmed by a first code. The form posts
+// csrf_token, ceremony (if any) and code to Action. With WebAuthnBegin set
+// the page also offers to register a security key instead.
+type EnrolTOTP struct {
+	Action        string
+	CSRFToken     string
+	Ceremony      string
+	Required      bool // MFA is required before going on
+	QRCode        template.URL
+	Secret        string // grouped in fours for reading
+	WebAuthnBegin string
+	Errors        []FieldError
+}
+
+// RecoveryCodes shows newly made recovery codes, once. Continue is a form
+// that posts csrf_token and ceremony (if any) to ContinueAction.
+type RecoveryCodes struct {
+	Codes          []string
+	ContinueAction string
+	CSRFToken      string
+	Ceremony       string
+}
+
 // passwordFieldData is one password input for the passwordField template.
 type passwordFieldData struct {
 	ID, Label, Autocomplete, Hint, Error string
@@ -188,6 +230,9 @@ func (LoginIdentify) templateName() string  { return "login_identify.html" }
 func (SetPassword) templateName() string    { return "set_password.html" }
 func (ForgotPassword) templateName() string { return "forgot_password.html" }
 func (Notice) templateName() string         { return "notice.html" }
+func (MFA) templateName() string            { return "mfa.html" }
+func (EnrolTOTP) templateName() string      { return "enrol_totp.html" }
+func (RecoveryCodes) templateName() string  { return "recovery_codes.html" }
 func (LoginPassword) templateName() string  { return "login_password.html" }
 func (Error) templateName() string          { return "error.html" }
 func (LoggedOut) templateName() string      { return "logged_out.html" }
@@ -195,8 +240,8 @@ func (LogoutConfirm) templateName() string  { return "logout_confirm.html" }
 func (Account) templateName() string        { return "account.html" }
 
 // allPages lists one value of every page type, so that New can check each has a template.
-var allPages = []Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{},
-	SetPassword{}, ForgotPassword{}, Notice{}}
+var allPages = append([]Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{},
+	SetPassword{}, ForgotPassword{}, Notice{}, MFA{}, EnrolTOTP{}, RecoveryCodes{}}, webauthnPages...)
 
 // Pages holds the parsed templates. It is safe for concurrent use.
 type Pages struct {
@@ -206,6 +251,16 @@ type Pages struct {
 var funcs = template.FuncMap{
 	// asset returns the URL path of a vendored asset, relative to the versioned asset folder.
 	"asset": func(name string) string { return StaticPrefix + assetDir + "/" + name },
+	// script returns the URL path of one of Lanyard's own scripts, with a
+	// hash of its content so that the year-long cache never serves an old one.
+	"script": func(name string) (string, error) {
+		b, err := staticFS.ReadFile("static/lanyard/" + name)
+		if err != nil {
+			return "", err
+		}
+		sum := sha256.Sum256(b)
+		return StaticPrefix + "lanyard/" + name + "?v=" + hex.EncodeToString(sum[:6]), nil
+	},
 	// field gathers one password input's data, with its error from errs.
 	"field": func(errs []FieldError, id, label, autocomplete, hint string) passwordFieldData {
 		d := passwordFieldData{ID: id, Label: label, Autocomplete: autocomplete, Hint: hint}

@@ -20,7 +20,6 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/lanyard/lanyard/cmd/idp/server"
-	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
 )
 
@@ -121,8 +120,10 @@ func startTarget(ctx context.Context, o options, log *slog.Logger) (_ *target, e
 	if _, err := t.srv.Admin.CreateOrganisation(ctx, by, "RRK", "Leeds Teaching Hospitals"); err != nil {
 		return nil, err
 	}
+	// Staff without an administrative role sign in with a password alone;
+	// administrators must also use a second factor.
 	if _, err := t.srv.Admin.CreateUser(ctx, by, admin.NewUser{OrgODS: "RRK", Email: userEmail, Name: "Jane Smith",
-		Password: userPassword, Roles: []directory.Role{directory.RoleOrgAdmin}}); err != nil {
+		Password: userPassword}); err != nil {
 		return nil, err
 	}
 	c, secret, err := t.srv.Admin.CreateClient(ctx, by, admin.NewClient{OrgODS: "RRK", Name: "Rostering", RedirectURIs: []string{redirectURI}})

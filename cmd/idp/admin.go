@@ -13,8 +13,11 @@ import (
 	"strings"
 	"time"
 
+	"log/slog"
+
 	"github.com/lanyard/lanyard/authn"
 	"github.com/lanyard/lanyard/authn/breached"
+	"github.com/lanyard/lanyard/authn/mail"
 	"github.com/lanyard/lanyard/authn/password"
 	"github.com/lanyard/lanyard/cmd/idp/server"
 	"github.com/lanyard/lanyard/directory"
@@ -47,6 +50,10 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminOrgPolicy(ctx, args[2:])
 	case "user unlock":
 		return e.adminUserUnlock(ctx, args[2:])
+	case "user totp-import":
+		return e.adminTOTPImport(ctx, args[2:])
+	case "user mfa-reset":
+		return e.adminMFAReset(ctx, args[2:])
 	default:
 		return usageErr("admin: unknown command %q", sub)
 	}
@@ -401,5 +408,125 @@ func (e env) adminUserUnlock(ctx context.Context, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "unlocked %s from every place\n", *email)
+	return nil
+}
+
+func (e env) adminTOTPImport(ctx context.Context, args []string) error {
+	cf := newFlags("admin user totp-import", "data", "database")
+	email := cf.fs.String("email", "", "email address of the user")
+	name := cf.fs.String("name", "Hardware token", "label of the token")
+	stdin := cf.fs.Bool("secret-stdin", false, "read the token's seed (base32) from standard input")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "email"); err != nil {
+		return err
+	}
+	if !*stdin {
+		return usageErr("admin user totp-import: give the seed on standard input with --secret-stdin (never as an argument)")
+	}
+	line, err := bufio.NewReader(io.LimitReader(e.stdin, 1024)).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return err
+	}
+	keys, err := seal.Load(cfg.MasterKeyFile)
+	if err != nil {
+		return &exitError{2, err}
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	u, err := st.UserByEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	a := authn.New(authn.Config{Keys: keys}, st, nil, nil, nil, nil, nil, nil, time.Now, slog.New(slog.DiscardHandler))
+	cred, err := a.NewTOTPCredential(u.ID, *name, strings.TrimSpace(line))
+	if err != nil {
+		return err
+	}
+	if err := st.InTx(ctx, func(tx directory.Store) error {
+		if err := tx.PutCredential(ctx, cred); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "mfa.enrol", Target: u.ID,
+			Outcome: directory.OutcomeSuccess, Detail: map[string]string{"method": "totp", "name": *name, "by": "administrator"}})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := notifyUser(ctx, cfg, u, "A token was added to your NHS directory account",
+		"Hello "+u.Name()+",\n\nAn administrator set up a hardware token ("+*name+") as a second way to confirm it's you when you sign in.\n\nIf you did not ask for this, tell your organisation's administrator.\n"); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "TOTP token %q enrolled for %s\n", *name, u.Email)
+	return nil
+}
+
+// notifyUser mails the user through the configured relay (or the outbox
+// folder) and waits for the attempt.
+func notifyUser(ctx context.Context, cfg server.Config, u directory.User, subject, body string) error {
+	q, err := server.NewMail(cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	return q.Send(ctx, mail.Message{To: u.Email, Subject: subject, Body: body})
+}
+
+func (e env) adminMFAReset(ctx context.Context, args []string) error {
+	cf := newFlags("admin user mfa-reset", "data", "database")
+	email := cf.fs.String("email", "", "email address of the user")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "email"); err != nil {
+		return err
+	}
+	cfg, err := cf.load(e.environ)
+	if err != nil {
+		return err
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	u, err := st.UserByEmail(ctx, *email)
+	if err != nil {
+		return err
+	}
+	n := 0
+	if err := st.InTx(ctx, func(tx directory.Store) error {
+		creds, err := tx.Credentials(ctx, u.ID, "")
+		if err != nil {
+			return err
+		}
+		for _, c := range creds {
+			switch c.Type {
+			case directory.CredentialTOTP, directory.CredentialWebAuthn, directory.CredentialRecovery:
+				if err := tx.DeleteCredential(ctx, u.ID, c.ID); err != nil {
+					return err
+				}
+				n++
+			}
+		}
+		_, err = tx.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "mfa.reset", Target: u.ID,
+			Outcome: directory.OutcomeSuccess, Detail: map[string]string{"removed": fmt.Sprint(n)}})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := notifyUser(ctx, cfg, u, "Your NHS directory sign-in methods were reset",
+		"Hello "+u.Name()+",\n\nAn administrator removed your authenticator apps, security keys and recovery codes. You will be asked to set up a new one when you next sign in.\n\nIf you did not ask for this, tell your organisation's administrator.\n"); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "removed %d second factors and recovery codes of %s; they enrol again at their next sign-in if MFA is required\n", n, u.Email)
 	return nil
 }

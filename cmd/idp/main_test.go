@@ -26,6 +26,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite"
 
+	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/testkit"
 )
 
@@ -481,5 +482,34 @@ func TestOrgPolicyAndUnlock(t *testing.T) {
 	redisURL, _ := testkit.Redis(t)
 	if r := idp(t, dir, "", nil, "admin", "user", "unlock", "--database", db, "--redis", redisURL, "--email", "a@nhs.net"); r.code != 0 || !strings.Contains(r.stdout, "unlocked") {
 		t.Errorf("unlock on Redis: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+}
+
+func TestTOTPImportAndMFAReset(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	db := "sqlite:" + filepath.Join(dir, "lanyard.db")
+	idp(t, dir, "", nil, "admin", "org", "create", "--data", data, "--database", db, "--ods", "RRK", "--name", "Leeds")
+	idp(t, dir, "", nil, "admin", "user", "create", "--data", data, "--database", db, "--org", "RRK", "--email", "a@nhs.net", "--name", "Ann Lee")
+	// The master key must exist: serve creates it, so do so here.
+	os.MkdirAll(data, 0o700)
+	if _, _, err := seal.LoadOrCreate(filepath.Join(data, "master.key")); err != nil {
+		t.Fatal(err)
+	}
+	wantFail(t, idp(t, dir, "", nil, "admin", "user", "totp-import", "--data", data, "--database", db, "--email", "a@nhs.net"), 2, "--secret-stdin")
+	wantFail(t, idp(t, dir, "not base32!\n", nil, "admin", "user", "totp-import", "--data", data, "--database", db, "--email", "a@nhs.net", "--secret-stdin"), 2, "base32")
+	if r := idp(t, dir, "JBSWY3DPEHPK3PXPJBSWY3DP\n", nil, "admin", "user", "totp-import", "--data", data, "--database", db, "--email", "a@nhs.net", "--secret-stdin"); r.code != 0 {
+		t.Fatalf("totp-import: %q", r.stderr)
+	}
+	r := idp(t, dir, "", nil, "admin", "user", "mfa-reset", "--data", data, "--database", db, "--email", "a@nhs.net")
+	if r.code != 0 || !strings.Contains(r.stdout, "removed 1 second factors") {
+		t.Errorf("mfa-reset: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	mails, _ := os.ReadDir(filepath.Join(data, "outbox"))
+	if len(mails) != 2 {
+		t.Errorf("%d mails in the outbox, want 2 (token added, methods reset)", len(mails))
+	}
+	if r := idp(t, dir, "", nil, "admin", "audit", "verify", "--data", data, "--database", db); r.code != 0 {
+		t.Errorf("audit verify: %q", r.stderr)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/lanyard/lanyard/authn"
 	"github.com/lanyard/lanyard/authn/password"
 )
 
@@ -50,6 +51,7 @@ type Config struct {
 
 	HTTP      HTTPConfig      `yaml:"http"`
 	Session   SessionConfig   `yaml:"session"`
+	WebAuthn  WebAuthnConfig  `yaml:"webauthn"`
 	OIDC      OIDCConfig      `yaml:"oidc"`
 	Password  PasswordConfig  `yaml:"password"`
 	Ephemeral EphemeralConfig `yaml:"ephemeral"`
@@ -70,6 +72,12 @@ type SessionConfig struct {
 	IdleTimeout     time.Duration `yaml:"idle_timeout"`
 	AbsoluteTimeout time.Duration `yaml:"absolute_timeout"`
 	LoginTimeout    time.Duration `yaml:"login_timeout"`
+}
+
+// WebAuthnConfig configures security keys and passkeys.
+type WebAuthnConfig struct {
+	// Attestation is none (default), indirect, direct or enterprise.
+	Attestation string `yaml:"attestation"`
 }
 
 // OIDCConfig holds token lifetimes and signing-key rotation.
@@ -131,7 +139,8 @@ func Defaults() Config {
 			ShutdownTimeout: 15 * time.Second,
 			MaxBodyBytes:    1 << 20,
 		},
-		Session: SessionConfig{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 10 * time.Hour, LoginTimeout: 30 * time.Minute},
+		WebAuthn: WebAuthnConfig{Attestation: "none"},
+		Session:  SessionConfig{IdleTimeout: 30 * time.Minute, AbsoluteTimeout: 10 * time.Hour, LoginTimeout: 30 * time.Minute},
 		OIDC: OIDCConfig{
 			CodeLifetime: time.Minute, AccessTokenLifetime: 15 * time.Minute, IDTokenLifetime: 15 * time.Minute,
 			RefreshTokenLifetime: 12 * time.Hour, SigningKeyPeriod: 30 * 24 * time.Hour, SigningKeyLead: 24 * time.Hour,
@@ -392,6 +401,9 @@ func (c *Config) Validate() error {
 		if d.v < d.lo || d.v > d.hi {
 			bad(d.key, fmt.Sprintf("must be from %s to %s", d.lo, d.hi), d.v)
 		}
+	}
+	if !slices.Contains(authn.AttestationPreferences, c.WebAuthn.Attestation) {
+		bad("webauthn.attestation", "must be one of "+strings.Join(authn.AttestationPreferences, ", "), c.WebAuthn.Attestation)
 	}
 	if c.Session.AbsoluteTimeout < c.Session.IdleTimeout {
 		bad("session.absolute_timeout", "must be at least session.idle_timeout", c.Session.AbsoluteTimeout)

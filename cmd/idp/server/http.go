@@ -32,7 +32,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	pages := s.Authn.Handler()
-	for _, p := range []string{"/login", "/logout", "/logged-out", "/account", "/account/", "/password/", "/static/"} {
+	for _, p := range []string{"/login", "/login/webauthn/", "/logout", "/logged-out", "/account", "/account/", "/password/", "/static/"} {
 		mux.Handle(p, pages)
 	}
 	mux.Handle("/", s.OIDC.Handler())

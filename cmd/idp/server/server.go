@@ -132,7 +132,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		return nil, err
 	}
 	s.Admin = admin.New(s.Directory, s.Passwords, s.Now)
-	if s.Mail, err = newMail(cfg, log, s.Now); err != nil {
+	if s.Mail, err = NewMail(cfg, log, s.Now); err != nil {
 		return nil, err
 	}
 	pages, err := templates.New()
@@ -146,6 +146,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		CeremonyTTL: cfg.Session.LoginTimeout,
 		RequestID:   RequestID,
 		Issuer:      cfg.Issuer,
+		Keys:        s.Keys,
+		Attestation: cfg.WebAuthn.Attestation,
 	}, s.Directory, s.Ephemeral, s.Hasher, s.Passwords, s.Mail, pages, s.Keys.Derive("session-cookie", 32), s.Now, log)
 	s.OIDC, err = oidc.New(oidc.Config{
 		Issuer: cfg.Issuer,
@@ -200,7 +202,9 @@ func NewPasswords(cfg Config, dir directory.Store, now func() time.Time) (*authn
 	return authn.NewPasswords(dir, h, policy.NewChecker(list, ix), national, now), h, ix, nil
 }
 
-func newMail(cfg Config, log *slog.Logger, now func() time.Time) (*mail.Queue, error) {
+// NewMail returns the mail queue the configuration asks for: SMTP with
+// retries, or the outbox folder under data. Close drains it.
+func NewMail(cfg Config, log *slog.Logger, now func() time.Time) (*mail.Queue, error) {
 	var sender mail.Sender = &mail.Folder{Dir: filepath.Join(cfg.Data, "outbox"), Log: log, Now: now}
 	if cfg.SMTP.Host != "" {
 		var pw string
