@@ -110,6 +110,10 @@ func (a *Authenticator) Handler() http.Handler {
 	mux.HandleFunc("POST /password/forgot", a.submitForgot)
 	mux.HandleFunc("GET /password/reset", a.showReset)
 	mux.HandleFunc("POST /password/reset", a.submitReset)
+	mux.HandleFunc("POST /account/recovery-codes", a.newRecoveryCodes)
+	mux.HandleFunc("POST /account/recovery-codes/saved", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/account", http.StatusSeeOther)
+	})
 	a.webauthnRoutes(mux)
 	mux.Handle("GET "+templates.StaticPrefix, templates.Static())
 	return SecurityHeaders(http.NewCrossOriginProtection().Handler(mux))

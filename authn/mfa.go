@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"crypto/subtle"
 	"errors"
 	"html/template"
 	"net/http"
@@ -306,4 +307,37 @@ func (a *Authenticator) enrolTOTP(w http.ResponseWriter, r *http.Request, c *cer
 		return
 	}
 	a.render(w, r, http.StatusOK, templates.RecoveryCodes{Codes: codes, ContinueAction: "/login", CSRFToken: c.CSRF, Ceremony: c.ID})
+}
+
+// newRecoveryCodes is POST /account/recovery-codes: a user signed in within
+// the last ten minutes replaces their recovery codes and sees the new ones
+// once; an older session signs in again first.
+func (a *Authenticator) newRecoveryCodes(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		a.Fail(w, r, http.StatusBadRequest, "Form not valid", "Go back and try again.")
+		return
+	}
+	sess, u, ok := a.signedIn(w, r, "/account")
+	if !ok {
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) != 1 {
+		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
+		return
+	}
+	if a.now().Sub(sess.AuthTime) > freshAuth {
+		a.StartLogin(w, r, LoginOptions{Return: "/account", LoginHint: u.Email})
+		return
+	}
+	codes, err := a.NewRecoveryCodes(r.Context(), u.ID)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.audit(r.Context(), r, "mfa.recovery_codes", u.ID, directory.OutcomeSuccess, nil)
+	a.notify(r.Context(), u, "New recovery codes for your NHS directory account",
+		"Hello "+u.Name()+",\n\nNew recovery codes were made for your account; the old ones no longer work.\n\n"+
+			"If you did not do this, tell your organisation's administrator straight away.\n")
+	a.render(w, r, http.StatusOK, templates.RecoveryCodes{Codes: codes, ContinueAction: "/account/recovery-codes/saved", CSRFToken: sess.CSRF})
 }

@@ -211,3 +211,45 @@ func TestTOTPImportedToken(t *testing.T) {
 	p, _ = b.Follow(b.SignIn(p, email, firstPass), f.s.URL)
 	f.finishAtRP(t, b, b.Submit(p, `name="code"`, map[string]string{"code": code(t, seed, f.clock.Now())}), ar, "pwd", "otp", "mfa")
 }
+
+// TestOrganisationRequiresMFAAndNewRecoveryCodes: an organisation that
+// requires MFA sends its staff to enrolment; recovery codes can be made
+// anew from the account page, and only the new ones work.
+func TestOrganisationRequiresMFAAndNewRecoveryCodes(t *testing.T) {
+	f := newFixture(t)
+	org, _ := f.s.Directory.OrganisationByODS(t.Context(), "RRK")
+	if err := f.s.Directory.PutOrgPolicy(t.Context(), org.ID, directory.OrgPolicy{RequireMFA: true}); err != nil {
+		t.Fatal(err)
+	}
+	b := f.s.Browser(t)
+	p, _ := b.Follow(b.Get(f.s.URL+"/account"), f.s.URL)
+	p, _ = b.Follow(b.SignIn(p, email, firstPass), f.s.URL)
+	if !strings.Contains(p.Body, "Set up an authenticator app") {
+		t.Fatalf("staff of an organisation requiring MFA were not sent to enrolment:\n%.1500s", p.Body)
+	}
+	secret := strings.ReplaceAll(secretRE.FindStringSubmatch(p.Body)[1], " ", "")
+	codesPage := b.Submit(p, `name="code"`, map[string]string{"code": code(t, secret, f.clock.Now())})
+	first := codesRE.FindAllStringSubmatch(codesPage.Body, -1)
+	p, _ = b.Follow(b.Submit(codesPage, `name="saved_codes"`, nil), f.s.URL)
+	if !strings.Contains(p.Body, "Make new recovery codes") {
+		t.Fatal("account page has no recovery-code button")
+	}
+	fresh := b.Submit(p, `Make new recovery codes`, nil)
+	second := codesRE.FindAllStringSubmatch(fresh.Body, -1)
+	if len(second) != 10 || second[0][1] == first[0][1] {
+		t.Fatalf("new recovery codes: %d, first %v", len(second), second)
+	}
+	useRecovery := func(c string) int {
+		b := f.s.Browser(t)
+		p, _ := b.Follow(b.Get(f.s.URL+"/account"), f.s.URL)
+		p, _ = b.Follow(b.SignIn(p, email, firstPass), f.s.URL)
+		p = b.Get(f.s.URL + strings.ReplaceAll(regexp.MustCompile(`href="(/login\?c=[A-Z0-9]+&amp;recovery=1)"`).FindStringSubmatch(p.Body)[1], "&amp;", "&"))
+		return b.Submit(p, `name="code"`, map[string]string{"code": c}).Status
+	}
+	if got := useRecovery(first[1][1]); got != http.StatusUnprocessableEntity {
+		t.Errorf("an old recovery code after regeneration: %d, want 422", got)
+	}
+	if got := useRecovery(second[1][1]); got != http.StatusSeeOther {
+		t.Errorf("a new recovery code: %d, want 303", got)
+	}
+}
