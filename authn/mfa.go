@@ -54,7 +54,29 @@ func (a *Authenticator) completeSecondFactor(w http.ResponseWriter, r *http.Requ
 			c.AMR = append(c.AMR, m)
 		}
 	}
+	if c.Step == stepMFAEnrol {
+		// A first factor was just enrolled: give recovery codes too, so
+		// that losing it does not lock the user out.
+		a.showNewCodes(w, r, c)
+		return
+	}
 	a.advance(w, r, c)
+}
+
+// showNewCodes makes recovery codes after an enrolment during sign-in and
+// shows them once; the ceremony goes on when the user confirms.
+func (a *Authenticator) showNewCodes(w http.ResponseWriter, r *http.Request, c *ceremony) {
+	codes, err := a.NewRecoveryCodes(r.Context(), c.UserID)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	c.PendingTOTP, c.Step = "", stepMFACodes
+	if err := a.saveCeremony(r.Context(), c); err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	a.render(w, r, http.StatusOK, templates.RecoveryCodes{Codes: codes, ContinueAction: "/login", CSRFToken: c.CSRF, Ceremony: c.ID})
 }
 
 // completePasskey finishes a ceremony in which a discoverable credential
@@ -187,8 +209,12 @@ func (a *Authenticator) showMFA(w http.ResponseWriter, r *http.Request, c *cerem
 			a.unavailable(w, r, err)
 			return
 		}
-		a.render(w, r, status, templates.EnrolTOTP{Action: "/login", CSRFToken: c.CSRF, Ceremony: c.ID, Required: true,
-			QRCode: template.URL(qr), Secret: groupSecret(secret), WebAuthnBegin: "/login/webauthn/enrol/begin", Errors: errs})
+		page := templates.EnrolTOTP{Action: "/login", CSRFToken: c.CSRF, Ceremony: c.ID, Required: true,
+			QRCode: template.URL(qr), Secret: groupSecret(secret), Errors: errs}
+		if a.WebAuthnAvailable() { // not on an IP-address issuer
+			page.WebAuthnBegin = "/login/webauthn/enrol/begin"
+		}
+		a.render(w, r, status, page)
 		return
 	}
 	factors, err := a.secondFactors(ctx, c.UserID)
@@ -200,7 +226,7 @@ func (a *Authenticator) showMFA(w http.ResponseWriter, r *http.Request, c *cerem
 		RecoveryCode: r.URL.Query().Get("recovery") == "1" || r.PostForm.Get("kind") == "recovery"}
 	for _, f := range factors {
 		page.HasTOTP = page.HasTOTP || f.Type == directory.CredentialTOTP
-		page.WebAuthn = page.WebAuthn || f.Type == directory.CredentialWebAuthn
+		page.WebAuthn = page.WebAuthn || (f.Type == directory.CredentialWebAuthn && a.WebAuthnAvailable())
 	}
 	if page.RecoveryCode {
 		page.OtherURL = "/login?c=" + c.ID
@@ -279,10 +305,6 @@ func (a *Authenticator) enrolTOTP(w http.ResponseWriter, r *http.Request, c *cer
 	if err == nil {
 		err = a.dir.PutCredential(ctx, cred)
 	}
-	var codes []string
-	if err == nil {
-		codes, err = a.NewRecoveryCodes(ctx, u.ID)
-	}
 	if err != nil {
 		a.unavailable(w, r, err)
 		return
@@ -296,17 +318,7 @@ func (a *Authenticator) enrolTOTP(w http.ResponseWriter, r *http.Request, c *cer
 	a.notify(ctx, u, "An authenticator app was added to your NHS directory account",
 		"Hello "+u.Name()+",\n\nAn authenticator app was set up as a second way to confirm it's you when you sign in.\n\n"+
 			"If you did not do this, tell your organisation's administrator straight away.\n")
-	c.PendingTOTP, c.Step = "", stepMFACodes
-	for _, m := range []string{AMROTP, AMRMFA} {
-		if !slices.Contains(c.AMR, m) {
-			c.AMR = append(c.AMR, m)
-		}
-	}
-	if err := a.saveCeremony(ctx, c); err != nil {
-		a.unavailable(w, r, err)
-		return
-	}
-	a.render(w, r, http.StatusOK, templates.RecoveryCodes{Codes: codes, ContinueAction: "/login", CSRFToken: c.CSRF, Ceremony: c.ID})
+	a.completeSecondFactor(w, r, c, AMROTP)
 }
 
 // newRecoveryCodes is POST /account/recovery-codes: a user signed in within

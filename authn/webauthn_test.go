@@ -438,7 +438,11 @@ func TestWebAuthnEnrolChromium(t *testing.T) {
 		chromedp.Click(chromedp.Search(`//button[normalize-space()="Sign in"]`)),
 		chromedp.WaitVisible(chromedp.ID("webauthn-enrol-button")))
 	testkit.Screenshot(t, ctx, "enrol")
-	chromeDo(t, ctx, "register a security key", chromedp.Click(chromedp.ID("webauthn-enrol-button")), chromedp.WaitVisible(chromedp.ID("signed-in")))
+	chromeDo(t, ctx, "register a security key", chromedp.Click(chromedp.ID("webauthn-enrol-button")),
+		chromedp.WaitVisible(chromedp.Search(`//button[normalize-space()="I have saved them, continue"]`)))
+	testkit.Screenshot(t, ctx, "recovery-codes")
+	chromeDo(t, ctx, "confirm the recovery codes are saved",
+		chromedp.Click(chromedp.Search(`//button[normalize-space()="I have saved them, continue"]`)), chromedp.WaitVisible(chromedp.ID("signed-in")))
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.HasPrefix(loc, callback+"?") {
 		t.Fatalf("browser ended at %s, want the RP callback", loc)
 	}
