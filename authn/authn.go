@@ -188,8 +188,9 @@ func (a *Authenticator) expired(w http.ResponseWriter, r *http.Request) {
 		"Go back to the application you were using and sign in again.")
 }
 
-// clientIP is the address the request came from, for the audit log.
-// TODO(lanyard): #5 believe X-Forwarded-For from trusted_proxies.
+// clientIP is the address the request came from, for the audit log and
+// lockout. The server has already replaced RemoteAddr with the client's
+// address when the request came through a trusted proxy.
 func clientIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

@@ -119,6 +119,15 @@ type Store interface {
 	// whose Time is at or after since, newest first (a user's recent logins).
 	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]AuditEvent, error)
 
+	// CreateServiceProvider stores sp; ErrConflict when its ID or EntityID
+	// is taken, ErrNotFound when its organisation does not exist.
+	CreateServiceProvider(ctx context.Context, sp ServiceProvider) error
+	// ServiceProvider returns the service provider with the SAML entity ID.
+	ServiceProvider(ctx context.Context, entityID string) (ServiceProvider, error)
+	// ServiceProvidersByOrg returns the organisation's service providers
+	// ordered by EntityID (empty, not ErrNotFound, when there are none).
+	ServiceProvidersByOrg(ctx context.Context, orgID string) ([]ServiceProvider, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

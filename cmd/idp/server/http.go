@@ -7,6 +7,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -36,7 +37,11 @@ func (s *Server) routes() http.Handler {
 		mux.Handle(p, pages)
 	}
 	mux.Handle("/", s.OIDC.Handler())
-	return s.instrument(s.limitBody(mux))
+	var trusted []netip.Prefix
+	for _, p := range s.Config.TrustedProxies {
+		trusted = append(trusted, netip.MustParsePrefix(p)) // validated by Config.Validate
+	}
+	return s.instrument(clientAddress(trusted, s.limitBody(mux)))
 }
 
 // ready answers 200 when both stores answer within two seconds, and 503
