@@ -8,8 +8,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -25,6 +28,7 @@ import (
 	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
+	"github.com/lanyard/lanyard/saml"
 )
 
 var cliActor = admin.Actor{ID: "cli"}
@@ -54,6 +58,8 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminTOTPImport(ctx, args[2:])
 	case "user mfa-reset":
 		return e.adminMFAReset(ctx, args[2:])
+	case "sp create":
+		return e.adminSPCreate(ctx, args[2:])
 	default:
 		return usageErr("admin: unknown command %q", sub)
 	}
@@ -529,4 +535,147 @@ func (e env) adminMFAReset(ctx context.Context, args []string) error {
 	}
 	fmt.Fprintf(e.stdout, "removed %d second factors and recovery codes of %s; they enrol again at their next sign-in if MFA is required\n", n, u.Email)
 	return nil
+}
+
+func (e env) adminSPCreate(ctx context.Context, args []string) error {
+	cf := newFlags("admin sp create", "data", "database")
+	org := cf.fs.String("org", "", "ODS code of the organisation")
+	source := cf.fs.String("metadata", "", "the SP's metadata: a file, or an https:// URL")
+	name := cf.fs.String("name", "", "application name (default: the entity ID)")
+	nameID := cf.fs.String("nameid", directory.NameIDPersistent, "NameID: persistent (opaque, different per SP) or email")
+	var attrs stringList
+	cf.fs.Var(&attrs, "attribute", "attribute released ("+strings.Join(directory.SAMLAttributes, ", ")+"); repeatable (default: all)")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "org", "metadata"); err != nil {
+		return err
+	}
+	if len(attrs) == 0 {
+		attrs = slices.Clone(directory.SAMLAttributes)
+	}
+	if err := directory.CheckNameIDFormat(*nameID); err != nil {
+		return usageErr("admin sp create: --nameid: %v", err)
+	}
+	if err := directory.CheckSAMLAttributes(attrs); err != nil {
+		return usageErr("admin sp create: --attribute: %v", err)
+	}
+	data, err := readMetadata(ctx, *source)
+	if err != nil {
+		return err
+	}
+	ed, err := saml.ParseSPMetadata(data, time.Now())
+	if err != nil {
+		return err
+	}
+	acsURLs, err := saml.ACSURLs(ed)
+	if err != nil {
+		return err
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	o, err := st.OrganisationByODS(ctx, *org)
+	if errors.Is(err, directory.ErrNotFound) {
+		return usageErr("admin sp create: no organisation with ODS code %q", strings.TrimSpace(*org))
+	} else if err != nil {
+		return err
+	}
+	sp := directory.ServiceProvider{
+		ID: directory.NewID(), EntityID: ed.EntityID, OrgID: o.ID, Name: *name, Metadata: data,
+		NameIDFormat: *nameID, Attributes: attrs, CreatedAt: time.Now(),
+	}
+	if strings.TrimSpace(sp.Name) == "" {
+		sp.Name = ed.EntityID
+	}
+	err = st.InTx(ctx, func(tx directory.Store) error {
+		if err := tx.CreateServiceProvider(ctx, sp); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, directory.AuditEvent{Time: sp.CreatedAt, Actor: cliActor.ID, Action: "sp.create", Target: sp.ID,
+			OrgID: o.ID, Outcome: directory.OutcomeSuccess, Detail: map[string]string{"entity_id": sp.EntityID,
+				"nameid_format": sp.NameIDFormat, "attributes": strings.Join(sp.Attributes, ",")}})
+		return err
+	})
+	if errors.Is(err, directory.ErrConflict) {
+		return usageErr("admin sp create: a service provider with entity ID %q already exists", sp.EntityID)
+	} else if err != nil {
+		return err
+	}
+	sp.Name = strings.TrimSpace(sp.Name)
+	if *asJSON {
+		return e.printJSON(map[string]any{
+			"id": sp.ID, "entity_id": sp.EntityID, "org": o.ODSCode, "name": sp.Name,
+			"nameid_format": sp.NameIDFormat, "attributes": sp.Attributes, "acs_urls": acsURLs,
+		})
+	}
+	fmt.Fprintf(e.stdout, "created service provider %q for %s (id %s)\nentity ID:  %s\nNameID:     %s\nattributes: %s\nACS:        %s\n",
+		sp.Name, o.ODSCode, sp.ID, sp.EntityID, sp.NameIDFormat, strings.Join(sp.Attributes, ", "), strings.Join(acsURLs, ", "))
+	return nil
+}
+
+// metadataFetchTimeout bounds fetching SP metadata from a URL.
+const metadataFetchTimeout = 10 * time.Second
+
+// readMetadata reads SP metadata from a file, or from an https URL (http
+// only on a loopback address), reading at most one byte more than
+// saml.MaxMetadataSize so that the parser refuses larger metadata.
+func readMetadata(ctx context.Context, source string) ([]byte, error) {
+	limit := int64(saml.MaxMetadataSize) + 1
+	if !strings.HasPrefix(source, "https://") && !strings.HasPrefix(source, "http://") {
+		f, err := os.Open(source)
+		if err != nil {
+			return nil, usageErr("admin sp create: --metadata: %v", err)
+		}
+		defer f.Close()
+		data, err := io.ReadAll(io.LimitReader(f, limit))
+		if err != nil {
+			return nil, fmt.Errorf("read metadata %s: %w", source, err)
+		}
+		return data, nil
+	}
+	checkURL := func(u *url.URL) error {
+		if u.Scheme == "https" || u.Scheme == "http" && saml.IsLoopback(u.Hostname()) {
+			return nil
+		}
+		return usageErr("admin sp create: --metadata %s: fetch metadata over https (http only on a loopback address)", u.Redacted())
+	}
+	u, err := url.Parse(source)
+	if err != nil {
+		return nil, usageErr("admin sp create: --metadata: %v", err)
+	}
+	if err := checkURL(u); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, metadataFetchTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, source, nil)
+	if err != nil {
+		return nil, usageErr("admin sp create: --metadata: %v", err)
+	}
+	client := &http.Client{
+		Timeout: metadataFetchTimeout,
+		CheckRedirect: func(r *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("too many redirects")
+			}
+			return checkURL(r.URL)
+		},
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetch metadata %s: %s", u.Redacted(), resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, limit))
+	if err != nil {
+		return nil, fmt.Errorf("fetch metadata %s: %w", u.Redacted(), err)
+	}
+	return data, nil
 }

@@ -31,6 +31,7 @@ const usage = `usage:
   idp admin org create    --ods CODE --name NAME [--json]
   idp admin user create   --org CODE --email EMAIL --name "Given Family" [--password-stdin] [--role org-admin] [--json]
   idp admin client create --org CODE --name NAME --redirect-uri URI [--redirect-uri URI…] [--post-logout-redirect-uri URI…] [--public] [--json]
+  idp admin sp create     --org CODE --metadata FILE_OR_URL [--name NAME] [--nameid persistent|email] [--attribute A…] [--json]
   idp admin audit verify  [--json]
   idp admin masterkey rotate
   idp version

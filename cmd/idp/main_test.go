@@ -4,15 +4,23 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha1"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"math/big"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -512,4 +520,125 @@ func TestTOTPImportAndMFAReset(t *testing.T) {
 	if r := idp(t, dir, "", nil, "admin", "audit", "verify", "--data", data, "--database", db); r.code != 0 {
 		t.Errorf("audit verify: %q", r.stderr)
 	}
+}
+
+// spCert returns a fresh self-signed certificate, base64 DER, valid from
+// notBefore to notAfter.
+func spCert(t *testing.T, notBefore, notAfter time.Time) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "sp.example.nhs.uk"}, NotBefore: notBefore, NotAfter: notAfter}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(der)
+}
+
+// spMetadata returns SP metadata for entityID with a signing certificate
+// (none when cert is empty) and the given AssertionConsumerService
+// bindings (short names such as HTTP-POST) and Locations, in pairs.
+func spMetadata(entityID, cert string, acs ...string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, `<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="%s">
+<md:SPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+`, entityID)
+	if cert != "" {
+		fmt.Fprintf(&b, `<md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>%s</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor>
+`, cert)
+	}
+	for i := 0; i+1 < len(acs); i += 2 {
+		fmt.Fprintf(&b, `<md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:%s" Location="%s" index="%d"/>
+`, acs[i], acs[i+1], i/2)
+	}
+	b.WriteString("</md:SPSSODescriptor>\n</md:EntityDescriptor>\n")
+	return b.String()
+}
+
+func TestSPCreate(t *testing.T) {
+	now := time.Now()
+	cert := spCert(t, now.Add(-time.Hour), now.Add(365*24*time.Hour))
+	expired := spCert(t, time.Date(2023, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC))
+	backends(t, func(t *testing.T, dir, db string) {
+		write := func(name, content string) string {
+			t.Helper()
+			p := filepath.Join(dir, name)
+			if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			return p
+		}
+		if r := idp(t, dir, "", nil, "migrate", "--database", db); r.code != 0 {
+			t.Fatalf("migrate: %d %q", r.code, r.stderr)
+		}
+		if r := idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Leeds Teaching Hospitals"); r.code != 0 {
+			t.Fatalf("org create: %d %q", r.code, r.stderr)
+		}
+		good := write("rota.xml", spMetadata("https://rota.example.nhs.uk/saml", cert,
+			"HTTP-POST", "https://rota.example.nhs.uk/saml/acs", "HTTP-Artifact", "https://rota.example.nhs.uk/saml/art"))
+		r := idp(t, dir, "", nil, "admin", "sp", "create", "--database", db, "--org", "rrk", "--metadata", good, "--json")
+		if r.code != 0 {
+			t.Fatalf("sp create: %d %q", r.code, r.stderr)
+		}
+		got := decode(t, r.stdout)
+		if diff := cmp.Diff([]string{"acs_urls", "attributes", "entity_id", "id", "name", "nameid_format", "org"}, sortedKeys(got)); diff != "" {
+			t.Errorf("sp JSON keys (-want +got):\n%s", diff)
+		}
+		delete(got, "id")
+		want := map[string]any{
+			"entity_id": "https://rota.example.nhs.uk/saml", "org": "RRK", "name": "https://rota.example.nhs.uk/saml", "nameid_format": "persistent",
+			"attributes": []any{"email", "displayName", "givenName", "surname", "odsCode", "organisationName", "roles"},
+			"acs_urls":   []any{"https://rota.example.nhs.uk/saml/acs"},
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("sp JSON (-want +got):\n%s", diff)
+		}
+
+		// From a URL (loopback http), with chosen settings and the human summary.
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, spMetadata("urn:example:payroll", "", "HTTP-Redirect", "https://payroll.example.nhs.uk/acs"))
+		}))
+		defer srv.Close()
+		r = idp(t, dir, "", nil, "admin", "sp", "create", "--database", db, "--org", "RRK", "--metadata", srv.URL+"/metadata",
+			"--name", "Payroll", "--nameid", "email", "--attribute", "email", "--attribute", "roles")
+		if r.code != 0 || !strings.Contains(r.stdout, `created service provider "Payroll" for RRK`) || !strings.Contains(r.stdout, "attributes: email, roles") {
+			t.Errorf("sp create from URL: %d %q %q", r.code, r.stdout, r.stderr)
+		}
+
+		r = idp(t, dir, "", nil, "admin", "audit", "verify", "--database", db, "--json")
+		if v := decode(t, r.stdout); r.code != 0 || v["ok"] != true {
+			t.Errorf("audit verify: %d %v %q", r.code, v, r.stderr)
+		}
+
+		create := func(args ...string) result {
+			return idp(t, dir, "", nil, append([]string{"admin", "sp", "create", "--database", db}, args...)...)
+		}
+		post := []string{"HTTP-POST", "https://sp.example.nhs.uk/acs"}
+		for _, tc := range []struct {
+			name string
+			args []string
+			want string
+		}{
+			{"duplicate", []string{"--org", "RRK", "--metadata", good}, `a service provider with entity ID "https://rota.example.nhs.uk/saml" already exists`},
+			{"no ACS", []string{"--org", "RRK", "--metadata", write("no-acs.xml", spMetadata("urn:example:no-acs", cert))}, "SP metadata: no AssertionConsumerService"},
+			{"expired certificate", []string{"--org", "RRK", "--metadata", write("expired.xml", spMetadata("urn:example:expired", expired, post...))},
+				"SP metadata: KeyDescriptor 1: signing certificate expired on 2024-01-01"},
+			{"DTD", []string{"--org", "RRK", "--metadata", write("dtd.xml", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`+spMetadata("urn:example:dtd", "", post...))},
+				"SP metadata: DTDs (DOCTYPE and ENTITY declarations) are not allowed"},
+			{"unknown binding", []string{"--org", "RRK", "--metadata", write("soap.xml", spMetadata("urn:example:soap", "", "SOAP", "https://sp.example.nhs.uk/soap"))},
+				"AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:SOAP is not supported (use HTTP-POST or HTTP-Redirect)"},
+			{"unknown org", []string{"--org", "ZZZ99", "--metadata", write("ok.xml", spMetadata("urn:example:ok", "", post...))}, `no organisation with ODS code "ZZZ99"`},
+			{"unknown attribute", []string{"--org", "RRK", "--metadata", write("ok2.xml", spMetadata("urn:example:ok2", "", post...)), "--attribute", "nhsNumber"}, `got "nhsNumber"`},
+			{"unknown NameID", []string{"--org", "RRK", "--metadata", write("ok3.xml", spMetadata("urn:example:ok3", "", post...)), "--nameid", "transient"}, `got "transient"`},
+			{"plain http URL", []string{"--org", "RRK", "--metadata", "http://sp.example.nhs.uk/metadata"}, "over https"},
+			{"missing file", []string{"--org", "RRK", "--metadata", filepath.Join(dir, "nope.xml")}, "no such file"},
+			{"missing flags", nil, "missing --org, --metadata"},
+		} {
+			t.Run(tc.name, func(t *testing.T) { wantFail(t, create(tc.args...), 2, tc.want) })
+		}
+	})
 }

@@ -100,6 +100,12 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"PasswordEventDelete", testPasswordEventDelete},
 		{"PasswordEventInvalid", testPasswordEventInvalid},
 		{"PasswordEventsConcurrent", testPasswordEventsConcurrent}, // 20 transactions and a polling reader
+		{"ServiceProviderCreateGet", testSPCreateGet},
+		{"ServiceProviderDuplicateIsErrConflict", testSPDuplicate},
+		{"ServiceProviderUnknownOrgIsErrNotFound", testSPUnknownOrg},
+		{"ServiceProviderMissingIsErrNotFound", testSPMissing},
+		{"ServiceProvidersByOrg", testSPsByOrg},
+		{"ServiceProviderInvalidIsErrInvalid", testSPInvalid},
 		{"Ping", testPing},
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
