@@ -270,3 +270,14 @@ func (m *keyManager) KeySet(ctx context.Context) ([]op.Key, error) {
 	}
 	return out, nil
 }
+
+// SigningRSAKey returns the RSA key that signs now and its key ID, for the
+// SAML identity provider, which signs with the same rotating keys.
+func (p *Provider) SigningRSAKey(ctx context.Context) (*rsa.PrivateKey, string, error) {
+	k, err := p.storage.keys.SigningKey(ctx)
+	if err != nil {
+		return nil, "", err
+	}
+	lk := k.(loadedKey)
+	return lk.priv, lk.ID(), nil
+}
