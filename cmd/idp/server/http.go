@@ -36,6 +36,7 @@ func (s *Server) routes() http.Handler {
 	for _, p := range []string{"/login", "/login/webauthn/", "/logout", "/logged-out", "/account", "/account/", "/password/", "/static/"} {
 		mux.Handle(p, pages)
 	}
+	mux.Handle("/saml/", s.SAML.Handler())
 	mux.Handle("/", s.OIDC.Handler())
 	var trusted []netip.Prefix
 	for _, p := range s.Config.TrustedProxies {

@@ -30,6 +30,7 @@ import (
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
 	"github.com/lanyard/lanyard/oidc"
+	"github.com/lanyard/lanyard/saml"
 	"github.com/lanyard/lanyard/templates"
 )
 
@@ -69,6 +70,7 @@ type Server struct {
 	Admin     *admin.Service
 	Authn     *authn.Authenticator
 	OIDC      *oidc.Provider
+	SAML      *saml.IdP
 	Now       func() time.Time
 
 	// KeyCreated is true when Open generated the master key file.
@@ -164,6 +166,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 	if err := s.OIDC.Warm(ctx); err != nil {
 		return nil, setupErr("signing keys: %w", err)
 	}
+	s.SAML = saml.New(saml.Config{
+		BaseURL: cfg.Issuer, NameIDKey: s.Keys.Derive("saml-nameid", 32)[0],
+		RequestTTL: cfg.Session.LoginTimeout, SessionLifetime: cfg.Session.AbsoluteTimeout,
+	}, s.Directory, s.Ephemeral, s.Authn, s.OIDC, s.Now, log)
 	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	s.handler = s.routes()
