@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/sha256"
+	"crypto/subtle"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
@@ -285,6 +286,9 @@ func (w bufWriter) WriteHeader(int)             {}
 
 // pendingRequest is an SSO request waiting for the sign-in.
 type pendingRequest struct {
+	// Binding is the hash of a cookie set on the browser that made the
+	// request, so that only that browser can resume it.
+	Binding  string     `json:"binding"`
 	Method   string     `json:"method"`
 	Query    string     `json:"query"`
 	Form     url.Values `json:"form,omitempty"`
@@ -292,6 +296,10 @@ type pendingRequest struct {
 }
 
 func pendingKey(id string) string { return "saml:req:" + id }
+
+// resumeCookie names the cookie binding a pending request to its browser;
+// SameSite=Lax, so it comes back on the top-level redirect to resume.
+const resumeCookie = "lanyard-saml-resume"
 
 // resume replays the request kept before the sign-in, with the browser's
 // cookies, so that it now finds the session.
@@ -307,6 +315,16 @@ func (i *IdP) resume(w http.ResponseWriter, r *http.Request) {
 	var p pendingRequest
 	if err := json.Unmarshal(b, &p); err != nil {
 		i.unavailable(w, r, fmt.Errorf("decode pending request: %w", err))
+		return
+	}
+	if c, err := r.Cookie(resumeCookie); err != nil ||
+		subtle.ConstantTimeCompare([]byte(directory.HashToken(c.Value)), []byte(p.Binding)) != 1 {
+		// Not this browser's: put it back for the browser it belongs to.
+		if err := i.pending.Put(ctx, pendingKey(id), b, p.Received.Add(i.cfg.RequestTTL), i.now()); err != nil {
+			i.log.WarnContext(ctx, "saml: put back pending request", "reason", err.Error())
+		}
+		i.sessions.Fail(w, r, http.StatusBadRequest, "This sign-in link has expired",
+			"Go back to the application you were using and sign in again.")
 		return
 	}
 	rr := r.Clone(context.WithValue(ctx, resumedKey, p.Received))
@@ -369,7 +387,8 @@ func (i *IdP) getSession(w http.ResponseWriter, r *http.Request, req *crewsaml.I
 			"Go back to the application you were using and sign in again.")
 		return nil
 	}
-	p := pendingRequest{Method: r.Method, Query: r.URL.RawQuery, Received: received}
+	binding := rand.Text()
+	p := pendingRequest{Binding: directory.HashToken(binding), Method: r.Method, Query: r.URL.RawQuery, Received: received}
 	if r.Method == http.MethodPost {
 		p.Form = url.Values{}
 		for _, k := range []string{"SAMLRequest", "RelayState"} {
@@ -388,6 +407,8 @@ func (i *IdP) getSession(w http.ResponseWriter, r *http.Request, req *crewsaml.I
 		i.unavailable(w, r, fmt.Errorf("keep pending request: %w", err))
 		return nil
 	}
+	http.SetCookie(w, &http.Cookie{Name: resumeCookie, Value: binding, Path: ResumePath, HttpOnly: true,
+		Secure: strings.HasPrefix(i.cfg.BaseURL, "https://"), SameSite: http.SameSiteLaxMode, MaxAge: int(i.cfg.RequestTTL.Seconds())})
 	name := sp.Name
 	if name == "" {
 		name = sp.EntityID

@@ -474,3 +474,42 @@ func TestSPInitiatedPostBinding(t *testing.T) {
 		t.Errorf("AuthnContextClassRef = %+v, want %s", cr, saml.ContextPassword)
 	}
 }
+
+// TestResumeIsBoundToTheBrowser: the link that resumes a request after
+// sign-in works only in the browser that made the request.
+func TestResumeIsBoundToTheBrowser(t *testing.T) {
+	f := newFixture(t, testkit.Options{})
+	sp := f.newSP(t, spEntity)
+	f.register(t, sp, directory.NameIDPersistent, "email")
+	victim := f.s.Browser(t)
+	reqURL, _ := authnRequest(t, sp, "relay-1", nil)
+	p, _ := victim.Follow(victim.Get(reqURL), f.s.URL)
+	p, _ = victim.Follow(victim.SignIn(p, email, password), f.s.URL)
+	if p.Status != http.StatusOK || !strings.Contains(p.Body, "SAMLResponse") {
+		t.Fatalf("victim's own flow: %d", p.Status)
+	}
+	other := f.s.Browser(t)
+	reqURL, _ = authnRequest(t, sp, "relay-2", nil)
+	p, _ = other.Follow(other.Get(reqURL), f.s.URL)
+	after := other.SignIn(p, email, password) // redirect chain towards /saml/sso/resume?r=…
+	var resume string
+	for range 5 {
+		loc := after.Header.Get("Location")
+		if strings.Contains(loc, "/saml/sso/resume") {
+			u, _ := after.URL.Parse(loc)
+			resume = u.String()
+			break
+		}
+		u, _ := after.URL.Parse(loc)
+		after = other.Get(u.String())
+	}
+	if resume == "" {
+		t.Fatal("no resume link in the redirects after sign-in")
+	}
+	if got := victim.Get(resume); got.Status != http.StatusBadRequest || strings.Contains(got.Body, "SAMLResponse") {
+		t.Errorf("another browser resumed the request: %d", got.Status)
+	}
+	if got := other.Get(resume); got.Status != http.StatusOK || !strings.Contains(got.Body, "SAMLResponse") {
+		t.Errorf("the request's own browser could not resume after another tried: %d", got.Status)
+	}
+}
