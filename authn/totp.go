@@ -19,6 +19,7 @@ import (
 
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/ephemeral"
+	"github.com/lanyard/lanyard/directory/seal"
 )
 
 // TOTP parameters: RFC 6238 defaults, which every authenticator app and
@@ -50,15 +51,22 @@ func (a *Authenticator) SealTOTP(userID, secret string) ([]byte, error) {
 // authenticator apps and hardware tokens give it), sealed with the master
 // key. It does not store it.
 func (a *Authenticator) NewTOTPCredential(userID, name, secret string) (directory.Credential, error) {
+	return NewTOTPCredential(a.cfg.Keys, userID, name, secret, a.now())
+}
+
+// NewTOTPCredential is the method of the same name for tools without an
+// Authenticator (idp admin user totp-import): keys seal the seed, now
+// stamps the credential. Errors wrap directory.ErrInvalid for a bad seed.
+func NewTOTPCredential(keys *seal.Keyring, userID, name, secret string, now time.Time) (directory.Credential, error) {
 	secret = strings.ToUpper(strings.ReplaceAll(strings.TrimSpace(secret), " ", ""))
 	if _, err := base32NoPad(secret); err != nil || len(secret) < 16 {
 		return directory.Credential{}, fmt.Errorf("%w: TOTP secret must be base32 of at least 80 bits", directory.ErrInvalid)
 	}
-	sealed, err := a.SealTOTP(userID, secret)
+	sealed, err := keys.Seal([]byte(secret), totpAAD(userID))
 	if err != nil {
 		return directory.Credential{}, err
 	}
-	return directory.Credential{ID: directory.NewID(), UserID: userID, Type: directory.CredentialTOTP, Name: name, Secret: sealed, CreatedAt: a.now()}, nil
+	return directory.Credential{ID: directory.NewID(), UserID: userID, Type: directory.CredentialTOTP, Name: name, Secret: sealed, CreatedAt: now}, nil
 }
 
 // checkCodeBudget refuses when the user gave too many wrong codes lately.

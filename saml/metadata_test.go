@@ -82,10 +82,8 @@ func good(t testing.TB) []byte {
 		acs("HTTP-Artifact", "https://rota.example.nhs.uk/saml/artifact")+"\n"+acs("HTTP-POST", "https://rota.example.nhs.uk/saml/acs")+"\n"+acs("HTTP-Redirect", "http://127.0.0.1:8443/acs"))
 }
 
-func TestUpdateTestdata(t *testing.T) {
-	if !*update {
-		t.Skip("run with -update to rewrite testdata/sp-metadata.xml")
-	}
+// writeTestdata rewrites testdata/sp-metadata.xml (with -update).
+func writeTestdata(t *testing.T) {
 	cert := newCert(t, time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2126, 1, 1, 0, 0, 0, 0, time.UTC))
 	data := build("https://rota.example.nhs.uk/saml", key("signing", cert), acs("HTTP-POST", "https://rota.example.nhs.uk/saml/acs"))
 	if err := os.WriteFile(filepath.Join("testdata", "sp-metadata.xml"), data, 0o644); err != nil {
@@ -94,6 +92,9 @@ func TestUpdateTestdata(t *testing.T) {
 }
 
 func TestParseSPMetadataGood(t *testing.T) {
+	if *update {
+		writeTestdata(t)
+	}
 	testdata, err := os.ReadFile(filepath.Join("testdata", "sp-metadata.xml"))
 	if err != nil {
 		t.Fatal(err)

@@ -78,6 +78,12 @@ func (e env) openAdmin(ctx context.Context, cf *configFlags) (*sqlstore.Store, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	return openAdminConfig(ctx, cfg)
+}
+
+// openAdminConfig is openAdmin for a command that has loaded the
+// configuration already.
+func openAdminConfig(ctx context.Context, cfg server.Config) (*sqlstore.Store, *admin.Service, func(), error) {
 	st, _, err := server.OpenDirectory(ctx, cfg)
 	if err != nil {
 		return nil, nil, nil, err
@@ -443,7 +449,7 @@ func (e env) adminTOTPImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return &exitError{2, err}
 	}
-	st, _, done, err := e.openAdmin(ctx, cf)
+	st, _, done, err := openAdminConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -452,8 +458,7 @@ func (e env) adminTOTPImport(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	a := authn.New(authn.Config{Keys: keys}, st, nil, nil, nil, nil, nil, nil, time.Now, slog.New(slog.DiscardHandler))
-	cred, err := a.NewTOTPCredential(u.ID, *name, strings.TrimSpace(line))
+	cred, err := authn.NewTOTPCredential(keys, u.ID, *name, strings.TrimSpace(line), time.Now())
 	if err != nil {
 		return err
 	}
@@ -499,7 +504,7 @@ func (e env) adminMFAReset(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, _, done, err := e.openAdmin(ctx, cf)
+	st, _, done, err := openAdminConfig(ctx, cfg)
 	if err != nil {
 		return err
 	}
