@@ -111,10 +111,11 @@ func New(cfg Config, dir directory.Store, eph ephemeral.Store, master *seal.Keyr
 		op.WithLogger(log),
 		op.WithHttpInterceptors(func(next http.Handler) http.Handler {
 			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				ctx := context.WithValue(r.Context(), clientMemoKey, new(clientMemo))
 				if id := sessions.SessionID(r); id != "" {
-					r = r.WithContext(context.WithValue(r.Context(), sessionIDKey, id))
+					ctx = context.WithValue(ctx, sessionIDKey, id)
 				}
-				next.ServeHTTP(w, r)
+				next.ServeHTTP(w, r.WithContext(ctx))
 			})
 		}),
 	}

@@ -81,7 +81,7 @@ func (s *storage) getJSON(ctx context.Context, key string, v any) error {
 // CreateAuthRequest stores a validated authorization request. PKCE must use
 // S256 ("plain" is refused), and public clients must use it.
 func (s *storage) CreateAuthRequest(ctx context.Context, req *zoidc.AuthRequest, hintUserID string) (op.AuthRequest, error) {
-	c, err := s.dir.Client(ctx, req.ClientID)
+	c, err := s.client(ctx, req.ClientID)
 	if err != nil {
 		return nil, zoidc.ErrInvalidClient().WithParent(err)
 	}
@@ -288,7 +288,9 @@ func (s *storage) TokenRequestByRefreshToken(ctx context.Context, token string) 
 func (s *storage) TerminateSession(ctx context.Context, userID, clientID string) error { return nil }
 
 // TerminateSessionFromRequest ends the browser's login session (every
-// application's, SSO) and revokes the refresh tokens issued from it.
+// application's, SSO), revokes the refresh tokens issued from it, and
+// sends the browser past the SAML applications of the session (front
+// channel) on its way to the post-logout redirect.
 func (s *storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSessionRequest) (string, error) {
 	if id := sessionIDFrom(ctx); id != "" {
 		sess, ok, err := s.sessions.EndSession(ctx, id)
@@ -359,8 +361,35 @@ func (s *storage) SignatureAlgorithms(context.Context) ([]jose.SignatureAlgorith
 
 func (s *storage) KeySet(ctx context.Context) ([]op.Key, error) { return s.keys.KeySet(ctx) }
 
-func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+// clientMemo keeps the client a request has loaded: zitadel asks for the
+// client two or three times in one token request (authentication, then the
+// grant's checks), and each would otherwise be a database read. It lives
+// only as long as the request, so a change to the client applies to the
+// next one.
+type clientMemo struct {
+	id string
+	c  directory.Client
+}
+
+type clientMemoKeyType struct{}
+
+var clientMemoKey clientMemoKeyType
+
+// client returns the directory's client id, once per request.
+func (s *storage) client(ctx context.Context, id string) (directory.Client, error) {
+	m, _ := ctx.Value(clientMemoKey).(*clientMemo)
+	if m != nil && m.id == id && id != "" {
+		return m.c, nil
+	}
 	c, err := s.dir.Client(ctx, id)
+	if err == nil && m != nil {
+		m.id, m.c = id, c
+	}
+	return c, err
+}
+
+func (s *storage) GetClientByClientID(ctx context.Context, id string) (op.Client, error) {
+	c, err := s.client(ctx, id)
 	if errors.Is(err, directory.ErrNotFound) {
 		return nil, errNotFound{"client"}
 	} else if err != nil {
@@ -375,7 +404,7 @@ func (s *storage) AuthorizeClientIDSecret(ctx context.Context, id, secret string
 }
 
 func (s *storage) ClientCredentials(ctx context.Context, id, secret string) (op.Client, error) {
-	c, err := s.dir.Client(ctx, id)
+	c, err := s.client(ctx, id)
 	if errors.Is(err, directory.ErrNotFound) {
 		return nil, errors.New("invalid client credentials")
 	} else if err != nil {

@@ -70,8 +70,10 @@ func (s *Store) Migrate(ctx context.Context) (applied int, err error) {
 	if err != nil {
 		return 0, err
 	}
+	raw := *s
+	raw.stmts = nil // migration scripts hold several statements each: never prepare them
 	for _, m := range ms {
-		did, err := s.apply(ctx, m, ms[len(ms)-1].version)
+		did, err := raw.apply(ctx, m, ms[len(ms)-1].version)
 		if err != nil {
 			return applied, fmt.Errorf("migration %s: %w", m.name, err)
 		}

@@ -113,6 +113,59 @@ type Store struct {
 	tx *sql.Tx
 
 	rebound *sync.Map // rebind's cache: query with ? -> query with $n; shared with bound stores
+	stmts   *stmtCache
+}
+
+// maxStmts bounds the prepared-statement cache; the package's queries are a
+// fixed set far below it, so the bound only guards against a query built
+// from data.
+const maxStmts = 512
+
+// stmtCache keeps each of the package's queries prepared once per pool
+// (database/sql then keeps it prepared on each connection that runs it), so
+// a query is parsed by the engine once per connection rather than on every
+// call: on SQLite, preparing was a tenth of a refresh grant's CPU. A nil
+// entry is a query being prepared, or one that could not be.
+type stmtCache struct {
+	mu sync.Mutex
+	m  map[string]*sql.Stmt
+}
+
+// stmt returns the prepared statement for query (already rebound), or nil
+// when there is none yet, it cannot be prepared, the cache is full or s has
+// none (migrations, whose scripts hold several statements, run
+// unprepared); the caller then runs the query unprepared, which reports any
+// error the query has.
+//
+// A statement is prepared on a connection of the pool, never on the
+// caller's: inside a transaction that would need a second connection while
+// the transaction holds SQLite's write lock, and every other connection may
+// be waiting for that lock. So a statement not yet cached is prepared in the
+// background, for the next call.
+func (s *Store) stmt(query string) *sql.Stmt {
+	c := s.stmts
+	if c == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.m[query]
+	if ok || len(c.m) >= maxStmts {
+		return st
+	}
+	c.m[query] = nil
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
+		defer cancel()
+		st, err := s.db.PrepareContext(ctx, query)
+		if err != nil {
+			return // stays nil: this query always runs unprepared
+		}
+		c.mu.Lock()
+		c.m[query] = st
+		c.mu.Unlock()
+	}()
+	return nil
 }
 
 // Open opens the database named by dsn and checks that it is reachable. dsn
@@ -166,7 +219,7 @@ func Open(ctx context.Context, dsn string) (*Store, error) {
 		}
 		return nil, fmt.Errorf("%w: database: unknown scheme %q: want sqlite:PATH, postgres://… or postgresql://…", directory.ErrInvalid, scheme)
 	}
-	s := &Store{db: db, d: d, q: db, rebound: new(sync.Map)}
+	s := &Store{db: db, d: d, q: db, rebound: new(sync.Map), stmts: &stmtCache{m: map[string]*sql.Stmt{}}}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("connect to %s database: %w", d.name, err)
@@ -216,16 +269,40 @@ func (s *Store) rebind(query string) string {
 	return r
 }
 
+// prepared returns the cached statement for query, bound to the
+// transaction when s is; nil when there is none.
+func (s *Store) prepared(ctx context.Context, query string) *sql.Stmt {
+	st := s.stmt(query)
+	if st == nil || s.tx == nil {
+		return st
+	}
+	// Tx.StmtContext prepares it on the transaction's own connection, or
+	// reuses it when that connection has it already.
+	return s.tx.StmtContext(ctx, st)
+}
+
 func (s *Store) exec(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	return s.q.ExecContext(ctx, s.rebind(query), args...)
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
+	return s.q.ExecContext(ctx, query, args...)
 }
 
 func (s *Store) query(ctx context.Context, query string, args ...any) (*sql.Rows, error) {
-	return s.q.QueryContext(ctx, s.rebind(query), args...)
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
+	return s.q.QueryContext(ctx, query, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, query string, args ...any) *sql.Row {
-	return s.q.QueryRowContext(ctx, s.rebind(query), args...)
+	query = s.rebind(query)
+	if st := s.prepared(ctx, query); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
+	return s.q.QueryRowContext(ctx, query, args...)
 }
 
 // InTx runs fn with a Store bound to one transaction, committed when fn
@@ -252,7 +329,7 @@ func (s *Store) inTx(ctx context.Context, fn func(*Store) error) (err error) {
 			tx.Rollback()
 		}
 	}()
-	if err := fn(&Store{db: s.db, d: s.d, q: tx, tx: tx, rebound: s.rebound}); err != nil {
+	if err := fn(&Store{db: s.db, d: s.d, q: tx, tx: tx, rebound: s.rebound, stmts: s.stmts}); err != nil {
 		return err
 	}
 	done = true
