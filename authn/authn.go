@@ -16,6 +16,7 @@ import (
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/ephemeral"
 	"github.com/lanyard/lanyard/directory/seal"
+	"github.com/lanyard/lanyard/risk"
 	"github.com/lanyard/lanyard/templates"
 )
 
@@ -52,6 +53,17 @@ type Config struct {
 	Keys *seal.Keyring
 	// Attestation is the WebAuthn attestation preference; "" means none.
 	Attestation string
+	// Risk, when set, assesses every password attempt (authn/risk.go);
+	// Devices then signs the device cookie it reads, RiskKeys (the
+	// current first) sign "it wasn't me" links, and RiskDirectory keeps
+	// risk events.
+	Risk          *risk.Engine
+	Devices       *risk.Devices
+	RiskKeys      [][]byte
+	RiskDirectory RiskDirectory
+	// RiskDigest is the period of administrators' risk digests;
+	// 0 means DefaultRiskDigest.
+	RiskDigest time.Duration
 }
 
 // Authenticator runs the login ceremony and the sessions. It is safe for
@@ -115,6 +127,7 @@ func (a *Authenticator) Handler() http.Handler {
 		http.Redirect(w, r, "/account", http.StatusSeeOther)
 	})
 	a.webauthnRoutes(mux)
+	a.riskRoutes(mux)
 	mux.Handle("GET "+templates.StaticPrefix, templates.Static())
 	return SecurityHeaders(http.NewCrossOriginProtection().Handler(mux))
 }
@@ -326,6 +339,10 @@ func (a *Authenticator) submitLogin(w http.ResponseWriter, r *http.Request) {
 			a.unavailable(w, r, err)
 			return
 		}
+		if c.Risk != nil && c.Risk.Blocked {
+			a.showRiskBlocked(w, r, c)
+			return
+		}
 		if done {
 			a.advance(w, r, c)
 			return
@@ -382,6 +399,7 @@ func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (
 	if err != nil {
 		return false, nil, err
 	}
+	a.assessRisk(ctx, r, c, u) // before the password is checked
 	if until, err := a.lockedUntil(ctx, at, class); err != nil {
 		return false, nil, err
 	} else if a.now().Before(until) {
@@ -393,6 +411,7 @@ func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (
 		return false, nil, err
 	}
 	if !ok {
+		a.riskWrongPassword(ctx, r, c, u)
 		c.Failures++
 		a.audit(ctx, r, "login.password", u.ID, directory.OutcomeFailure, map[string]string{"reason": reason, "class": classKind(class)})
 		until, err := a.failed(ctx, at, class)
@@ -411,6 +430,11 @@ func (a *Authenticator) checkPassword(r *http.Request, c *ceremony, pw string) (
 	}
 	if err := a.succeeded(ctx, u.ID, at, class); err != nil {
 		return false, nil, err
+	}
+	if err := a.riskRightPassword(ctx, r, c, u); err != nil {
+		return false, nil, err
+	} else if c.Risk != nil && c.Risk.Blocked {
+		return false, nil, nil
 	}
 	c.UserID, c.AMR = u.ID, append(c.AMR, AMRPassword)
 	return true, nil, nil
@@ -471,6 +495,7 @@ func (a *Authenticator) finish(w http.ResponseWriter, r *http.Request, c *ceremo
 	a.eph.Delete(ctx, keyCeremony+c.ID)
 	http.SetCookie(w, &http.Cookie{Name: a.bindingCookieName(), Path: "/", MaxAge: -1, Secure: a.secure, HttpOnly: true})
 	a.audit(ctx, r, "login.password", sess.UserID, directory.OutcomeSuccess, map[string]string{"amr": strings.Join(sess.AMR, " ")})
+	a.riskSignedIn(ctx, r, c)
 	http.Redirect(w, r, c.Return, http.StatusSeeOther)
 }
 
@@ -553,5 +578,9 @@ func (a *Authenticator) submitLogout(w http.ResponseWriter, r *http.Request) {
 		a.audit(r.Context(), r, "session.logout", sess.UserID, directory.OutcomeSuccess, nil)
 	}
 	a.sessions.clearCookie(w, r)
-	http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
+	next := "/logged-out"
+	if ok {
+		next = a.FrontChannelLogout(r.Context(), sess, next) // SAML applications hear of it
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -42,8 +42,10 @@ type ceremony struct {
 	// PasswordFresh: the password was changed in this ceremony.
 	PasswordFresh bool `json:"password_fresh,omitempty"`
 	// PendingTOTP is a TOTP seed being enrolled, sealed.
-	PendingTOTP string    `json:"pending_totp,omitempty"`
-	CreatedAt   time.Time `json:"created_at"`
+	PendingTOTP string `json:"pending_totp,omitempty"`
+	// Risk is the risk engine's verdict on the password attempt.
+	Risk      *ceremonyRisk `json:"risk,omitempty"`
+	CreatedAt time.Time     `json:"created_at"`
 }
 
 // next returns the step after the current one.
@@ -127,6 +129,7 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 		return
 	}
 	a.deviceID(w, r)
+	a.setDevice(w, r) // after deviceID: its signed cookie wins
 	http.SetCookie(w, &http.Cookie{
 		Name: a.bindingCookieName(), Value: binding, Path: "/", HttpOnly: true, Secure: a.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(a.cfg.CeremonyTTL.Seconds()),

@@ -78,6 +78,8 @@ type sessionStore struct {
 	name    string
 	policy  SessionPolicy
 	now     func() time.Time
+	// front are the front-channel logout hooks (OnFrontChannelLogout).
+	front []FrontChannelHook
 }
 
 func newSessionStore(eph ephemeral.Store, keys [][]byte, secure bool, policy SessionPolicy, now func() time.Time) *sessionStore {
@@ -204,4 +206,55 @@ func (s *sessionStore) clearCookie(w http.ResponseWriter, r *http.Request) {
 	c, _ := s.cookies.New(r, s.name)
 	c.Options.MaxAge = -1
 	c.Save(r, w)
+}
+
+// SignOut ends the browser's session on every instance, removes its
+// cookie and runs the OnSessionEnd hooks (so protocols revoke what the
+// session issued). ok is false when the browser had no live session; err
+// means the session store cannot answer. Protocols that receive a logout
+// from an application (SAML single logout) call it.
+func (a *Authenticator) SignOut(w http.ResponseWriter, r *http.Request) (sess Session, ok bool, err error) {
+	id := a.sessions.id(r)
+	if id == "" {
+		return Session{}, false, nil
+	}
+	sess, err = a.sessions.end(r.Context(), id)
+	if errors.Is(err, ephemeral.ErrNotFound) {
+		a.sessions.clearCookie(w, r)
+		return Session{}, false, nil
+	} else if err != nil {
+		return Session{}, false, err
+	}
+	a.sessions.clearCookie(w, r)
+	for _, h := range a.onEnd {
+		h(r.Context(), sess)
+	}
+	return sess, true, nil
+}
+
+// FrontChannelHook is called after a session has ended, with where the
+// browser goes next. It returns where to send the browser instead so that
+// the protocol can tell its applications through the browser (SAML
+// LogoutRequests), on a path that ends at next; or next itself when it has
+// nothing to do. An error is logged and the hook skipped.
+type FrontChannelHook func(ctx context.Context, s Session, next string) (string, error)
+
+// OnFrontChannelLogout registers h. Call it while wiring, before serving.
+func (a *Authenticator) OnFrontChannelLogout(h FrontChannelHook) {
+	a.sessions.front = append(a.sessions.front, h)
+}
+
+// FrontChannelLogout returns where to send the browser after s ended
+// (by Lanyard's sign-out page or an OIDC end_session request) so that every
+// application that took part in s hears of it, ending at next.
+func (a *Authenticator) FrontChannelLogout(ctx context.Context, s Session, next string) string {
+	for _, h := range a.sessions.front {
+		n, err := h(ctx, s, next)
+		if err != nil {
+			a.log.ErrorContext(ctx, "front-channel logout", "user_id", s.UserID, "reason", err.Error())
+			continue
+		}
+		next = n
+	}
+	return next
 }

@@ -128,6 +128,115 @@ type Store interface {
 	// ordered by EntityID (empty, not ErrNotFound, when there are none).
 	ServiceProvidersByOrg(ctx context.Context, orgID string) ([]ServiceProvider, error)
 
+	// RiskProfile returns the risk engine's profile of the user, or
+	// ErrNotFound when it has none.
+	RiskProfile(ctx context.Context, userID string) (RiskProfile, error)
+	// PutRiskProfile creates or replaces the user's profile; ErrNotFound
+	// when the user does not exist, ErrInvalid when Data is empty or larger
+	// than MaxRiskProfileSize.
+	PutRiskProfile(ctx context.Context, p RiskProfile) error
+	// RiskPopulation returns the population profile named key, or ErrNotFound.
+	RiskPopulation(ctx context.Context, key string) (RiskPopulation, error)
+	// PutRiskPopulation creates or replaces a population profile; ErrInvalid
+	// as for PutRiskProfile.
+	PutRiskPopulation(ctx context.Context, p RiskPopulation) error
+	// AppendRiskEvent stores e; ErrConflict when its ID is taken, ErrNotFound
+	// when its user does not exist.
+	AppendRiskEvent(ctx context.Context, e RiskEvent) error
+	// RiskEvent returns the risk event with ID id, or ErrNotFound.
+	RiskEvent(ctx context.Context, id string) (RiskEvent, error)
+	// RiskEvents returns up to limit events of the organisation (every
+	// organisation's when orgID is "") with since <= Time < until, oldest
+	// first.
+	RiskEvents(ctx context.Context, orgID string, since, until time.Time, limit int) ([]RiskEvent, error)
+	// SetRiskEventOutcome records what followed the decision; ErrNotFound
+	// when there is no such event.
+	SetRiskEventOutcome(ctx context.Context, id, outcome string) error
+	// ReportRiskEvent marks the event reported by its user ("it wasn't me")
+	// at now. Only the first report succeeds: later ones return ErrConflict,
+	// so a link that reports can be used once. ErrNotFound when absent.
+	ReportRiskEvent(ctx context.Context, id string, now time.Time) error
+	// ClaimRiskDigest claims the organisation's risk digest for the period
+	// starting at period: true for the one caller that claims it first,
+	// false for every other (instances racing to send the same digest).
+	ClaimRiskDigest(ctx context.Context, orgID string, period time.Time) (bool, error)
+	// RiskPolicy returns the organisation's risk thresholds (the zero
+	// RiskPolicy when it has set none); ErrNotFound when the organisation
+	// does not exist.
+	RiskPolicy(ctx context.Context, orgID string) (RiskPolicy, error)
+	// PutRiskPolicy replaces the organisation's risk thresholds; ErrNotFound
+	// when the organisation does not exist, ErrInvalid for a negative value.
+	PutRiskPolicy(ctx context.Context, orgID string, p RiskPolicy) error
+	// UsersWithRole returns the users of the organisation holding role,
+	// ordered by ID (empty, not ErrNotFound, when there are none).
+	UsersWithRole(ctx context.Context, orgID string, role Role) ([]User, error)
+
+	// CreateSyncAgent registers a; ErrConflict when its ID is taken or the
+	// organisation already has an agent that is not disabled, ErrNotFound
+	// when the organisation does not exist.
+	CreateSyncAgent(ctx context.Context, a SyncAgent) error
+	// SyncAgent returns the agent with ID id (disabled or not).
+	SyncAgent(ctx context.Context, id string) (SyncAgent, error)
+	// SyncAgents returns the organisation's agents ordered by CreatedAt then
+	// ID (every organisation's when orgID is "").
+	SyncAgents(ctx context.Context, orgID string) ([]SyncAgent, error)
+	// ActiveSyncAgent returns the organisation's agent that is not
+	// disabled; ErrNotFound when it has none.
+	ActiveSyncAgent(ctx context.Context, orgID string) (SyncAgent, error)
+	// TouchSyncAgent records a contact from agent id at at (a later contact
+	// already recorded is kept); ErrNotFound if absent.
+	TouchSyncAgent(ctx context.Context, id string, at time.Time) error
+	// DisableSyncAgent disables agent id; ErrNotFound if absent.
+	DisableSyncAgent(ctx context.Context, id string) error
+
+	// LinkAD stores l; ErrConflict when the user or the GUID is already
+	// linked in the organisation, ErrNotFound when the user or organisation
+	// does not exist.
+	LinkAD(ctx context.Context, l ADLink) error
+	// ADLinks returns the organisation's links ordered by UserID.
+	ADLinks(ctx context.Context, orgID string) ([]ADLink, error)
+	// ADLinkByGUID returns the organisation's link of the AD account guid.
+	ADLinkByGUID(ctx context.Context, orgID, guid string) (ADLink, error)
+	// ADLinkByUser returns the organisation's link of the user.
+	ADLinkByUser(ctx context.Context, orgID, userID string) (ADLink, error)
+	// OrgUsers returns the users with a membership in the organisation,
+	// ordered by ID.
+	OrgUsers(ctx context.Context, orgID string) ([]User, error)
+
+	// AdvancePasswordOrigin sets the origin time of the user's last applied
+	// password change to at if at is later than the one stored (or none is),
+	// atomically, and reports whether it did.
+	AdvancePasswordOrigin(ctx context.Context, userID string, at time.Time) (bool, error)
+	// PasswordOrigin returns the origin time of the user's last applied
+	// password change; zero when none was recorded.
+	PasswordOrigin(ctx context.Context, userID string) (time.Time, error)
+
+	// RecordADChange stores r; ErrConflict when the organisation already
+	// has a record with r.ID.
+	RecordADChange(ctx context.Context, r ADChangeRecord) error
+	// ADChange returns the organisation's record of the change id.
+	ADChange(ctx context.Context, orgID, id string) (ADChangeRecord, error)
+	// PruneADChanges deletes records with Time before before, returning how
+	// many.
+	PruneADChanges(ctx context.Context, before time.Time) (int, error)
+
+	// ReplaceADUnmatched replaces the organisation's unmatched accounts of
+	// side with us (ordered as ADUnmatchedAccounts returns them).
+	ReplaceADUnmatched(ctx context.Context, orgID, side string, us []ADUnmatched) error
+	// ADUnmatchedAccounts returns the organisation's unmatched accounts
+	// ordered by Side then Ref.
+	ADUnmatchedAccounts(ctx context.Context, orgID string) ([]ADUnmatched, error)
+
+	// SealedPasswordEvents is PasswordEvents restricted to events with a
+	// sealed password: what the organisation's agent can apply.
+	SealedPasswordEvents(ctx context.Context, orgID string, afterSeq int64, limit int) ([]PasswordEvent, error)
+	// DeleteOrgPasswordEvent removes the organisation's event id and returns
+	// it; ErrNotFound when the organisation has no such event.
+	DeleteOrgPasswordEvent(ctx context.Context, orgID, id string) (PasswordEvent, error)
+	// OutboxStats returns, per organisation with any, the count and oldest
+	// Time of the sealed events, ordered by OrgID.
+	OutboxStats(ctx context.Context) ([]OutboxStat, error)
+
 	// Ping reports whether the store is reachable.
 	Ping(ctx context.Context) error
 	// Close releases the store's resources.

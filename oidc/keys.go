@@ -281,3 +281,21 @@ func (p *Provider) SigningRSAKey(ctx context.Context) (*rsa.PrivateKey, string, 
 	lk := k.(loadedKey)
 	return lk.priv, lk.ID(), nil
 }
+
+// NextRSAKey returns the RSA key that signs after the current one and its
+// key ID, once the key manager has published it (oidc.signing_key_lead
+// before it signs, as in JWKS); ok is false before then. The SAML identity
+// provider publishes its certificate in metadata ahead of the rotation.
+func (p *Provider) NextRSAKey(ctx context.Context) (key *rsa.PrivateKey, kid string, ok bool, err error) {
+	all, err := p.storage.keys.state(ctx)
+	if err != nil {
+		return nil, "", false, err
+	}
+	now := p.storage.keys.now()
+	cur := current(all, now)
+	if cur+1 >= len(all) {
+		return nil, "", false, nil
+	}
+	next := all[cur+1]
+	return next.priv, next.ID(), true, nil
+}

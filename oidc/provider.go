@@ -33,6 +33,7 @@ type Sessions interface {
 	StartLogin(w http.ResponseWriter, r *http.Request, opt authn.LoginOptions)
 	EndSession(ctx context.Context, id string) (authn.Session, bool, error)
 	OnSessionEnd(h authn.EndedHook)
+	FrontChannelLogout(ctx context.Context, s authn.Session, next string) string
 	Fail(w http.ResponseWriter, r *http.Request, status int, title, message string)
 }
 

@@ -300,6 +300,9 @@ func (s *storage) TerminateSessionFromRequest(ctx context.Context, req *op.EndSe
 		if ok {
 			s.sessionEnded(ctx, sess)
 			s.audit(ctx, "session.logout", sess.UserID, sess.UserID, directory.OutcomeSuccess, map[string]string{"client_id": req.ClientID})
+			// SAML applications in the session hear of it through the
+			// browser before it reaches the post-logout redirect.
+			return s.sessions.FrontChannelLogout(ctx, sess, req.RedirectURI), nil
 		}
 	}
 	return req.RedirectURI, nil

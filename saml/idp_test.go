@@ -39,7 +39,7 @@ type fixture struct {
 	userID string
 }
 
-func newFixture(t *testing.T, opt testkit.Options) *fixture {
+func newFixture(t testing.TB, opt testkit.Options) *fixture {
 	t.Helper()
 	s := testkit.NewServer(t, opt)
 	ctx := t.Context()
@@ -56,7 +56,7 @@ func newFixture(t *testing.T, opt testkit.Options) *fixture {
 }
 
 // idpMetadata fetches and parses the IdP's metadata.
-func (f *fixture) idpMetadata(t *testing.T) *crewsaml.EntityDescriptor {
+func (f *fixture) idpMetadata(t testing.TB) *crewsaml.EntityDescriptor {
 	t.Helper()
 	p := f.s.Browser(t).Get(f.s.URL + "/saml/metadata")
 	if p.Status != http.StatusOK {
@@ -71,7 +71,7 @@ func (f *fixture) idpMetadata(t *testing.T) *crewsaml.EntityDescriptor {
 
 // newSP makes a crewjam service provider with its own key and an ACS URL
 // on a loopback server; register adds it to the directory.
-func (f *fixture) newSP(t *testing.T, entityID string) *crewsaml.ServiceProvider {
+func (f *fixture) newSP(t testing.TB, entityID string) *crewsaml.ServiceProvider {
 	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -98,7 +98,7 @@ func (f *fixture) newSP(t *testing.T, entityID string) *crewsaml.ServiceProvider
 	}
 }
 
-func (f *fixture) register(t *testing.T, sp *crewsaml.ServiceProvider, nameID string, attrs ...string) {
+func (f *fixture) register(t testing.TB, sp *crewsaml.ServiceProvider, nameID string, attrs ...string) {
 	t.Helper()
 	md, err := xml.Marshal(sp.Metadata())
 	if err != nil {
@@ -117,7 +117,7 @@ func (f *fixture) register(t *testing.T, sp *crewsaml.ServiceProvider, nameID st
 
 // authnRequest makes an SP-initiated request over HTTP-Redirect and
 // returns its URL and ID.
-func authnRequest(t *testing.T, sp *crewsaml.ServiceProvider, relayState string, edit func(*crewsaml.AuthnRequest)) (string, string) {
+func authnRequest(t testing.TB, sp *crewsaml.ServiceProvider, relayState string, edit func(*crewsaml.AuthnRequest)) (string, string) {
 	t.Helper()
 	req, err := sp.MakeAuthenticationRequest(sp.GetSSOBindingLocation(crewsaml.HTTPRedirectBinding), crewsaml.HTTPRedirectBinding, crewsaml.HTTPPostBinding)
 	if err != nil {
@@ -135,7 +135,7 @@ func authnRequest(t *testing.T, sp *crewsaml.ServiceProvider, relayState string,
 
 // acsPost turns the IdP's auto-posting form into the request the browser
 // would send to the SP's ACS, after checking where it goes.
-func acsPost(t *testing.T, sp *crewsaml.ServiceProvider, p testkit.Page) (*http.Request, url.Values) {
+func acsPost(t testing.TB, sp *crewsaml.ServiceProvider, p testkit.Page) (*http.Request, url.Values) {
 	t.Helper()
 	action, fields := p.Form(t, `name="SAMLResponse"`)
 	if action != sp.AcsURL.String() {

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -24,8 +25,10 @@ import (
 // anything far larger is a mistake or an attack.
 const MaxMetadataSize = 256 << 10
 
-// SupportedBindings are the bindings Lanyard sends assertions over.
-var SupportedBindings = []string{crewsaml.HTTPPostBinding, crewsaml.HTTPRedirectBinding}
+// SupportedBindings are the bindings Lanyard sends assertions over: only
+// HTTP-POST, as the Web Browser SSO profile requires (a response does not
+// fit the HTTP-Redirect binding, which the profile forbids for responses).
+var SupportedBindings = []string{crewsaml.HTTPPostBinding}
 
 // ParseSPMetadata parses and checks a service provider's metadata: an
 // EntityDescriptor, or an EntitiesDescriptor holding exactly one, with one
@@ -35,7 +38,7 @@ var SupportedBindings = []string{crewsaml.HTTPPostBinding, crewsaml.HTTPRedirect
 //     declaration), before parsing;
 //   - metadata whose validUntil is at or before now;
 //   - an SP with no AssertionConsumerService over a supported binding
-//     (HTTP-POST or HTTP-Redirect), or one whose Location is not https
+//     (HTTP-POST), or one whose Location is not https
 //     (http only on a loopback address);
 //   - a KeyDescriptor certificate that does not parse, is expired or is not
 //     yet valid at now.
@@ -147,7 +150,7 @@ func ACSURLs(ed *crewsaml.EntityDescriptor) ([]string, error) {
 	}
 	var urls []string
 	for _, a := range acs {
-		if a.Binding != crewsaml.HTTPPostBinding && a.Binding != crewsaml.HTTPRedirectBinding {
+		if !slices.Contains(SupportedBindings, a.Binding) {
 			continue
 		}
 		if err := checkLocation(a.Location); err != nil {
@@ -156,7 +159,7 @@ func ACSURLs(ed *crewsaml.EntityDescriptor) ([]string, error) {
 		urls = append(urls, a.Location)
 	}
 	if len(urls) == 0 {
-		return nil, fmt.Errorf("AssertionConsumerService binding %s is not supported (use HTTP-POST or HTTP-Redirect)", acs[0].Binding)
+		return nil, fmt.Errorf("AssertionConsumerService binding %s is not supported (Lanyard sends assertions over HTTP-POST only)", acs[0].Binding)
 	}
 	return urls, nil
 }

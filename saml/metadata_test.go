@@ -23,7 +23,7 @@ import (
 	"github.com/lanyard/lanyard/saml"
 )
 
-var update = flag.Bool("update", false, "rewrite testdata/sp-metadata.xml with a fresh certificate")
+var update = flag.Bool("update", false, "rewrite the golden files: testdata/sp-metadata.xml (with a fresh certificate) and testdata/idp-metadata*.golden")
 
 // now is the tests' clock: within the validity of testdata's certificate.
 var now = time.Date(2031, time.March, 4, 5, 6, 7, 0, time.UTC)
@@ -79,7 +79,7 @@ func build(entity, keys, services string) []byte {
 func good(t testing.TB) []byte {
 	cert := newCert(t, now.Add(-24*time.Hour), now.Add(365*24*time.Hour))
 	return build("https://rota.example.nhs.uk/saml", key("signing", cert)+"\n"+key("encryption", cert),
-		acs("HTTP-Artifact", "https://rota.example.nhs.uk/saml/artifact")+"\n"+acs("HTTP-POST", "https://rota.example.nhs.uk/saml/acs")+"\n"+acs("HTTP-Redirect", "http://127.0.0.1:8443/acs"))
+		acs("HTTP-Artifact", "https://rota.example.nhs.uk/saml/artifact")+"\n"+acs("HTTP-POST", "https://rota.example.nhs.uk/saml/acs")+"\n"+acs("HTTP-POST", "http://127.0.0.1:8443/acs")+"\n"+acs("HTTP-Redirect", "https://rota.example.nhs.uk/saml/redirect-acs"))
 }
 
 // writeTestdata rewrites testdata/sp-metadata.xml (with -update).
@@ -152,8 +152,10 @@ func TestParseSPMetadataRefusals(t *testing.T) {
 		{"two entities", []byte(`<EntitiesDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata"><EntityDescriptor entityID="a"/><EntityDescriptor entityID="b"/></EntitiesDescriptor>`), "want exactly one EntityDescriptor"},
 		{"IdP metadata", []byte(`<EntityDescriptor xmlns="urn:oasis:names:tc:SAML:2.0:metadata" entityID="urn:x"><IDPSSODescriptor/></EntityDescriptor>`), "no SPSSODescriptor"},
 		{"no ACS", build("urn:example:sp", "", ""), "SP metadata: no AssertionConsumerService"},
+		{"HTTP-Redirect only", build("urn:example:sp", "", acs("HTTP-Redirect", "https://sp.example.nhs.uk/acs")),
+			"SP metadata: AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect is not supported (Lanyard sends assertions over HTTP-POST only)"},
 		{"SOAP only", build("urn:example:sp", "", acs("SOAP", "https://sp.example.nhs.uk/soap")),
-			"SP metadata: AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:SOAP is not supported (use HTTP-POST or HTTP-Redirect)"},
+			"SP metadata: AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:SOAP is not supported (Lanyard sends assertions over HTTP-POST only)"},
 		{"unknown binding", build("urn:example:sp", "", acs("HTTP-Carrier-Pigeon", "https://sp.example.nhs.uk/acs")), "binding urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Carrier-Pigeon is not supported"},
 		{"http ACS", build("urn:example:sp", "", acs("HTTP-POST", "http://sp.example.nhs.uk/acs")), "must be https (http only on a loopback address)"},
 		{"relative ACS", build("urn:example:sp", "", acs("HTTP-POST", "/acs")), `invalid url scheme ""`},

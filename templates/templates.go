@@ -241,7 +241,7 @@ func (Account) templateName() string        { return "account.html" }
 
 // allPages lists one value of every page type, so that New can check each has a template.
 var allPages = append([]Page{LoginIdentify{}, LoginPassword{}, Error{}, LoggedOut{}, LogoutConfirm{}, Account{},
-	SetPassword{}, ForgotPassword{}, Notice{}, MFA{}, EnrolTOTP{}, RecoveryCodes{}}, webauthnPages...)
+	SetPassword{}, ForgotPassword{}, Notice{}, MFA{}, EnrolTOTP{}, RecoveryCodes{}}, append(webauthnPages, riskPages...)...)
 
 // Pages holds the parsed templates. It is safe for concurrent use.
 type Pages struct {

@@ -60,6 +60,8 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminMFAReset(ctx, args[2:])
 	case "sp create":
 		return e.adminSPCreate(ctx, args[2:])
+	case "agent create", "agent list", "agent unmatched", "agent disable":
+		return e.adminAgent(ctx, args[1], args[2:])
 	default:
 		return usageErr("admin: unknown command %q", sub)
 	}

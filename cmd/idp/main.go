@@ -34,6 +34,7 @@ const usage = `usage:
   idp admin sp create     --org CODE --metadata FILE_OR_URL [--name NAME] [--nameid persistent|email] [--attribute A…] [--json]
   idp admin audit verify  [--json]
   idp admin masterkey rotate
+  idp risk replay --geoip FILE.mmdb [--asn FILE.mmdb] [--anonymisers FILE] < events.jsonl
   idp version
 admin commands also take --config, --data and --database.`
 
@@ -103,6 +104,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return e.checkConfig(rest)
 	case "admin":
 		return e.admin(ctx, rest)
+	case "agent":
+		return e.agent(ctx, rest)
+	case "risk":
+		return e.risk(ctx, rest)
 	case "version":
 		fmt.Fprintln(stdout, versionString())
 		return nil

@@ -600,7 +600,7 @@ func TestSPCreate(t *testing.T) {
 
 		// From a URL (loopback http), with chosen settings and the human summary.
 		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			io.WriteString(w, spMetadata("urn:example:payroll", "", "HTTP-Redirect", "https://payroll.example.nhs.uk/acs"))
+			io.WriteString(w, spMetadata("urn:example:payroll", "", "HTTP-POST", "https://payroll.example.nhs.uk/acs"))
 		}))
 		defer srv.Close()
 		r = idp(t, dir, "", nil, "admin", "sp", "create", "--database", db, "--org", "RRK", "--metadata", srv.URL+"/metadata",
@@ -630,7 +630,7 @@ func TestSPCreate(t *testing.T) {
 			{"DTD", []string{"--org", "RRK", "--metadata", write("dtd.xml", `<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]>`+spMetadata("urn:example:dtd", "", post...))},
 				"SP metadata: DTDs (DOCTYPE and ENTITY declarations) are not allowed"},
 			{"unknown binding", []string{"--org", "RRK", "--metadata", write("soap.xml", spMetadata("urn:example:soap", "", "SOAP", "https://sp.example.nhs.uk/soap"))},
-				"AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:SOAP is not supported (use HTTP-POST or HTTP-Redirect)"},
+				"AssertionConsumerService binding urn:oasis:names:tc:SAML:2.0:bindings:SOAP is not supported (Lanyard sends assertions over HTTP-POST only)"},
 			{"unknown org", []string{"--org", "ZZZ99", "--metadata", write("ok.xml", spMetadata("urn:example:ok", "", post...))}, `no organisation with ODS code "ZZZ99"`},
 			{"unknown attribute", []string{"--org", "RRK", "--metadata", write("ok2.xml", spMetadata("urn:example:ok2", "", post...)), "--attribute", "nhsNumber"}, `got "nhsNumber"`},
 			{"unknown NameID", []string{"--org", "RRK", "--metadata", write("ok3.xml", spMetadata("urn:example:ok3", "", post...)), "--nameid", "transient"}, `got "transient"`},

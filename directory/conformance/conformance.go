@@ -110,6 +110,12 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 	} {
 		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
 	}
+	for _, c := range riskTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
+	}
+	for _, c := range adsyncTests {
+		t.Run(c.name, func(t *testing.T) { c.fn(t, newStore(t)) })
+	}
 }
 
 // Fixtures.

@@ -53,9 +53,19 @@ type Config struct {
 	Session   SessionConfig   `yaml:"session"`
 	WebAuthn  WebAuthnConfig  `yaml:"webauthn"`
 	OIDC      OIDCConfig      `yaml:"oidc"`
+	SAML      SAMLConfig      `yaml:"saml"`
 	Password  PasswordConfig  `yaml:"password"`
 	Ephemeral EphemeralConfig `yaml:"ephemeral"`
 	SMTP      SMTPConfig      `yaml:"smtp"`
+	Risk      RiskConfig      `yaml:"risk"`
+	ADSync    ADSyncConfig    `yaml:"adsync"`
+}
+
+// ADSyncConfig configures the Active Directory password sync's server side.
+type ADSyncConfig struct {
+	// SilentAfter is how long an agent may go without contacting Lanyard
+	// before it is reported silent (log warning, metric, agent list).
+	SilentAfter time.Duration `yaml:"silent_after"`
 }
 
 // HTTPConfig holds the server's limits.
@@ -88,6 +98,17 @@ type OIDCConfig struct {
 	RefreshTokenLifetime time.Duration `yaml:"refresh_token_lifetime"`
 	SigningKeyPeriod     time.Duration `yaml:"signing_key_period"`
 	SigningKeyLead       time.Duration `yaml:"signing_key_lead"`
+}
+
+// SAMLConfig holds the SAML identity provider's checks of requests.
+type SAMLConfig struct {
+	// ClockSkew is how far a request's IssueInstant may be from the time it
+	// arrives, either way (clock difference and the browser's journey).
+	ClockSkew time.Duration `yaml:"clock_skew"`
+	// RequireSignedRequests refuses unsigned AuthnRequests and
+	// LogoutRequests from every SP (metadata says WantAuthnRequestsSigned);
+	// otherwise only SPs whose metadata says AuthnRequestsSigned must sign.
+	RequireSignedRequests bool `yaml:"require_signed_requests"`
 }
 
 // PasswordConfig holds the argon2id parameters for new hashes; stored
@@ -145,6 +166,7 @@ func Defaults() Config {
 			CodeLifetime: time.Minute, AccessTokenLifetime: 15 * time.Minute, IDTokenLifetime: 15 * time.Minute,
 			RefreshTokenLifetime: 12 * time.Hour, SigningKeyPeriod: 30 * 24 * time.Hour, SigningKeyLead: 24 * time.Hour,
 		},
+		SAML: SAMLConfig{ClockSkew: 3 * time.Minute},
 		Password: PasswordConfig{
 			MemoryKiB:   password.DefaultParams.MemoryKiB,
 			Iterations:  password.DefaultParams.Iterations,
@@ -153,6 +175,8 @@ func Defaults() Config {
 		},
 		Ephemeral: EphemeralConfig{MaxItems: 1_000_000},
 		SMTP:      SMTPConfig{Port: 587, TLS: "starttls"},
+		Risk:      DefaultRisk(),
+		ADSync:    ADSyncConfig{SilentAfter: 15 * time.Minute},
 	}
 }
 
@@ -296,6 +320,12 @@ func setField(f reflect.Value, s string) error {
 			return fmt.Errorf("want a whole number from 0 to %d, got %q", uint64(1)<<f.Type().Bits()-1, s)
 		}
 		f.SetUint(n)
+	case reflect.Float64:
+		x, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, got %q", s)
+		}
+		f.SetFloat(x)
 	case reflect.Slice:
 		var items []string
 		for _, it := range strings.Split(s, ",") {
@@ -402,6 +432,13 @@ func (c *Config) Validate() error {
 			bad(d.key, fmt.Sprintf("must be from %s to %s", d.lo, d.hi), d.v)
 		}
 	}
+	if c.ADSync.SilentAfter < time.Minute || c.ADSync.SilentAfter > 30*24*time.Hour {
+		bad("adsync.silent_after", "must be from 1m to 720h", c.ADSync.SilentAfter)
+	}
+	if c.SAML.ClockSkew < 0 || c.SAML.ClockSkew > 15*time.Minute {
+		bad("saml.clock_skew", "must be from 0s to 15m", c.SAML.ClockSkew)
+	}
+	errs = append(errs, c.Risk.validate(c.GeoIPDB)...)
 	if !slices.Contains(authn.AttestationPreferences, c.WebAuthn.Attestation) {
 		bad("webauthn.attestation", "must be one of "+strings.Join(authn.AttestationPreferences, ", "), c.WebAuthn.Attestation)
 	}

@@ -9,10 +9,13 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/lanyard/lanyard/directory/adsync"
 )
 
 type ctxKey int
@@ -33,10 +36,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /readyz", s.ready)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.metrics, promhttp.HandlerOpts{}))
 	pages := s.Authn.Handler()
-	for _, p := range []string{"/login", "/login/webauthn/", "/logout", "/logged-out", "/account", "/account/", "/password/", "/static/"} {
+	for _, p := range []string{"/login", "/login/webauthn/", "/login/risk/", "/logout", "/logged-out", "/account", "/account/", "/password/", "/static/"} {
 		mux.Handle(p, pages)
 	}
 	mux.Handle("/saml/", s.SAML.Handler())
+	mux.Handle(adsync.PathPrefix, s.ADSync)
 	mux.Handle("/", s.OIDC.Handler())
 	var trusted []netip.Prefix
 	for _, p := range s.Config.TrustedProxies {
@@ -67,8 +71,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 // 413 before reading it, and caps every other body at that size; a handler
 // that hits the cap answers with RespondTooLarge.
 func (s *Server) limitBody(next http.Handler) http.Handler {
-	limit := s.Config.HTTP.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		limit := s.Config.HTTP.MaxBodyBytes
+		if strings.HasPrefix(r.URL.Path, adsync.PathPrefix) {
+			limit = max(limit, adsync.MaxBody+1) // an agent's account list; adsync answers 413 beyond MaxBody
+		}
 		if r.ContentLength > limit {
 			w.Header().Set("Connection", "close")
 			writeJSON(w, http.StatusRequestEntityTooLarge, map[string]string{

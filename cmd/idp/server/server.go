@@ -24,12 +24,14 @@ import (
 	"github.com/lanyard/lanyard/authn/policy"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
+	"github.com/lanyard/lanyard/directory/adsync"
 	"github.com/lanyard/lanyard/directory/ephemeral"
 	"github.com/lanyard/lanyard/directory/ephemeral/mem"
 	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
 	"github.com/lanyard/lanyard/oidc"
+	"github.com/lanyard/lanyard/risk"
 	"github.com/lanyard/lanyard/saml"
 	"github.com/lanyard/lanyard/templates"
 )
@@ -71,6 +73,9 @@ type Server struct {
 	Authn     *authn.Authenticator
 	OIDC      *oidc.Provider
 	SAML      *saml.IdP
+	ADSync    *adsync.Server // /adsync/v1/, the organisations' AD sync agents
+	Risk      *risk.Engine   // the behavioural risk engine (risk.go)
+	Geo       *risk.GeoIP    // nil without geoip_db
 	Now       func() time.Time
 
 	// KeyCreated is true when Open generated the master key file.
@@ -78,6 +83,7 @@ type Server struct {
 
 	metrics *prometheus.Registry
 	handler http.Handler
+	anon    *risk.Anonymisers
 	gc      func(now time.Time) int // in-process store's collector, nil for Redis
 }
 
@@ -137,6 +143,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 	if s.Mail, err = NewMail(cfg, log, s.Now); err != nil {
 		return nil, err
 	}
+	if err := s.newRisk(); err != nil {
+		return nil, err
+	}
 	pages, err := templates.New()
 	if err != nil {
 		return nil, fmt.Errorf("templates: %w", err)
@@ -150,6 +159,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 		Issuer:      cfg.Issuer,
 		Keys:        s.Keys,
 		Attestation: cfg.WebAuthn.Attestation,
+		Risk:        s.Risk, Devices: risk.NewDevices(s.Keys.Derive(risk.DeviceKeyPurpose, 32)),
+		RiskKeys: s.Keys.Derive("risk-report-link", 32), RiskDirectory: s.Directory, RiskDigest: cfg.Risk.DigestInterval,
 	}, s.Directory, s.Ephemeral, s.Hasher, s.Passwords, s.Mail, pages, s.Keys.Derive("session-cookie", 32), s.Now, log)
 	s.OIDC, err = oidc.New(oidc.Config{
 		Issuer: cfg.Issuer,
@@ -169,9 +180,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, opt Options) (*Serv
 	s.SAML = saml.New(saml.Config{
 		BaseURL: cfg.Issuer, NameIDKey: s.Keys.Derive("saml-nameid", 32)[0],
 		RequestTTL: cfg.Session.LoginTimeout, SessionLifetime: cfg.Session.AbsoluteTimeout,
+		ClockSkew: cfg.SAML.ClockSkew, RequireSignedRequests: cfg.SAML.RequireSignedRequests,
 	}, s.Directory, s.Ephemeral, s.Authn, s.OIDC, s.Now, log)
 	s.metrics = prometheus.NewRegistry()
 	s.metrics.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	s.newADSync()
 	s.handler = s.routes()
 	ok = true
 	return s, nil
@@ -245,6 +258,7 @@ func (s *Server) Close() error {
 	if s.Directory != nil {
 		errs = append(errs, s.Directory.Close())
 	}
+	errs = append(errs, s.Geo.Close())
 	return errors.Join(errs...)
 }
 
@@ -269,6 +283,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go s.collect(ctx)
 	}
 	go s.Breached.watch(ctx, 30*time.Second, s.Log)
+	go s.adsyncLoop(ctx)
+	go s.riskLoop(ctx)
 	select {
 	case err := <-errc:
 		return err
