@@ -31,6 +31,7 @@ type Directory interface {
 	OrgPolicy(ctx context.Context, orgID string) (directory.OrgPolicy, error)
 	AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error)
 	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error)
+	RevokeRefreshTokensByUser(ctx context.Context, userID, exceptSessionID string, now time.Time) (int, error)
 }
 
 // Config holds authn's settings.

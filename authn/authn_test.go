@@ -42,6 +42,9 @@ func (f *fakeDir) Memberships(context.Context, string) ([]directory.Membership, 
 func (f *fakeDir) OrgPolicy(context.Context, string) (directory.OrgPolicy, error) {
 	return directory.OrgPolicy{}, nil
 }
+func (f *fakeDir) RevokeRefreshTokensByUser(context.Context, string, string, time.Time) (int, error) {
+	return 0, nil
+}
 func (f *fakeDir) AuditEventsFor(context.Context, string, time.Time, int) ([]directory.AuditEvent, error) {
 	return nil, nil
 }

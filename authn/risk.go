@@ -410,6 +410,9 @@ func (a *Authenticator) lockForReport(ctx context.Context, r *http.Request, e di
 		return err
 	}
 	a.audit(ctx, r, "risk.reported", u.ID, directory.OutcomeSuccess, map[string]string{"event": e.ID, "locked": "true"})
+	if err := a.EndUserSessions(ctx, r, u.ID, Session{}); err != nil {
+		a.log.ErrorContext(ctx, "risk report: end sessions", "user_id", u.ID, "reason", err.Error())
+	}
 	admins, err := a.orgAdmins(ctx, e.OrgID)
 	if err != nil {
 		a.log.ErrorContext(ctx, "risk report: administrators", "user_id", u.ID, "reason", err.Error())

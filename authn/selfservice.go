@@ -168,6 +168,10 @@ func (a *Authenticator) submitChangePassword(w http.ResponseWriter, r *http.Requ
 		a.renderChange(w, r, sess, u, http.StatusUnprocessableEntity, errs)
 		return
 	}
+	// Signed in elsewhere with the old password: signed out there.
+	if err := a.EndUserSessions(r.Context(), r, u.ID, sess); err != nil {
+		a.log.ErrorContext(r.Context(), "end other sessions after a password change", "user_id", u.ID, "reason", err.Error())
+	}
 	a.render(w, r, http.StatusOK, templates.Notice{Title: "Your password has been changed",
 		Paragraphs: []string{"Use your new password the next time you sign in. We have sent an email to " + u.Email + " to confirm the change."},
 		Link:       templates.Link{Text: "Back to your account", URL: "/account"}})
@@ -366,6 +370,10 @@ func (a *Authenticator) submitReset(w http.ResponseWriter, r *http.Request) {
 	}
 	if err := a.Unlock(ctx, u.Email); err != nil {
 		a.log.ErrorContext(ctx, "unlock after reset", "user_id", u.ID, "reason", err.Error())
+	}
+	// Whoever knew the old password is signed out everywhere.
+	if err := a.EndUserSessions(ctx, r, u.ID, Session{}); err != nil {
+		a.log.ErrorContext(ctx, "end sessions after reset", "user_id", u.ID, "reason", err.Error())
 	}
 	a.notify(ctx, u, "Your NHS directory password has been reset",
 		fmt.Sprintf("Hello %s,\n\nThe password for your NHS directory account (%s) was reset on %s using a link sent to this address.\n\n"+

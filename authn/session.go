@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -32,7 +33,10 @@ const (
 	ACRMFA = "urn:lanyard:acr:2fa"
 )
 
-const keySession = "authn:sess:" // + HashToken(session ID)
+const (
+	keySession   = "authn:sess:"  // + HashToken(session ID)
+	keyUserEpoch = "authn:epoch:" // + user ID: the user's session generation; sessions of an older one are ended
+)
 
 // Session is a login session: one sign-in that every application shares.
 type Session struct {
@@ -49,6 +53,10 @@ type Session struct {
 	ACR       string    `json:"acr"`
 	CreatedAt time.Time `json:"created_at"`
 	LastSeen  time.Time `json:"last_seen"`
+	// Gen is the user's session generation when the session began (or was
+	// kept while the others were ended): EndUserSessions moves the
+	// generation on, and a session of an older one is refused.
+	Gen int64 `json:"gen,omitempty"`
 	// CSRF protects the forms shown while signed in (sign out, account).
 	CSRF string `json:"csrf"`
 }
@@ -126,6 +134,12 @@ func (s *sessionStore) current(ctx context.Context, r *http.Request) (Session, b
 		s.eph.Delete(ctx, keySession+directory.HashToken(id))
 		return Session{}, false, nil
 	}
+	if ended, err := s.endedByUser(ctx, sess); err != nil {
+		return Session{}, false, err
+	} else if ended {
+		s.eph.Delete(ctx, keySession+directory.HashToken(id))
+		return Session{}, false, nil
+	}
 	if now.Sub(sess.LastSeen) >= touchEvery {
 		sess.LastSeen = now
 		if err := s.save(ctx, sess); err != nil {
@@ -133,6 +147,57 @@ func (s *sessionStore) current(ctx context.Context, r *http.Request) (Session, b
 		}
 	}
 	return sess, true, nil
+}
+
+// generation returns the user's session generation: 0 until their sessions
+// are first ended.
+func (s *sessionStore) generation(ctx context.Context, userID string) (int64, error) {
+	b, err := s.eph.Get(ctx, keyUserEpoch+userID, s.now())
+	if errors.Is(err, ephemeral.ErrNotFound) {
+		return 0, nil
+	} else if err != nil {
+		return 0, err
+	}
+	g, err := strconv.ParseInt(string(b), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("decode session generation: %w", err)
+	}
+	return g, nil
+}
+
+// endedByUser tells whether sess belongs to an older generation than its
+// user's.
+func (s *sessionStore) endedByUser(ctx context.Context, sess Session) (bool, error) {
+	g, err := s.generation(ctx, sess.UserID)
+	return sess.Gen < g, err
+}
+
+// endUser ends every session of userID on every instance, except keep
+// (a session ID, or ""): sessions are not indexed by user, so it moves the
+// user's generation on, and a session of an older one is refused when next
+// presented. The generation is kept as long as the longest session lasts
+// (Put renews it), after which every older session has expired anyway.
+func (s *sessionStore) endUser(ctx context.Context, userID, keep string) error {
+	g, err := s.generation(ctx, userID)
+	if err != nil {
+		return err
+	}
+	g++
+	now := s.now()
+	if err := s.eph.Put(ctx, keyUserEpoch+userID, []byte(strconv.FormatInt(g, 10)), now.Add(s.policy.Absolute), now); err != nil {
+		return err
+	}
+	if keep == "" {
+		return nil
+	}
+	sess, err := s.load(ctx, keep)
+	if errors.Is(err, ephemeral.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	sess.Gen = g
+	return s.save(ctx, sess)
 }
 
 func (s *sessionStore) load(ctx context.Context, id string) (Session, error) {
@@ -170,10 +235,14 @@ func (s *sessionStore) start(ctx context.Context, w http.ResponseWriter, r *http
 			sid = old.SID
 		}
 	}
+	gen, err := s.generation(ctx, userID)
+	if err != nil {
+		return Session{}, err
+	}
 	now := s.now()
 	sess := Session{
 		ID: rand.Text(), SID: sid, UserID: userID, AuthTime: now, AMR: amr, ACR: acr,
-		CreatedAt: now, LastSeen: now, CSRF: rand.Text(),
+		CreatedAt: now, LastSeen: now, CSRF: rand.Text(), Gen: gen,
 	}
 	if err := s.save(ctx, sess); err != nil {
 		return Session{}, err
@@ -206,6 +275,24 @@ func (s *sessionStore) clearCookie(w http.ResponseWriter, r *http.Request) {
 	c, _ := s.cookies.New(r, s.name)
 	c.Options.MaxAge = -1
 	c.Save(r, w)
+}
+
+// EndUserSessions ends every login session of the user on every instance
+// except keep (the zero Session for none), and revokes the refresh tokens
+// issued to the user except those of keep's session: after a password
+// reset, a password change elsewhere or a report that a sign-in was not
+// theirs, nothing an intruder signed in with stays usable.
+func (a *Authenticator) EndUserSessions(ctx context.Context, r *http.Request, userID string, keep Session) error {
+	if err := a.sessions.endUser(ctx, userID, keep.ID); err != nil {
+		return fmt.Errorf("end sessions of user %s: %w", userID, err)
+	}
+	n, err := a.dir.RevokeRefreshTokensByUser(ctx, userID, keep.SID, a.now())
+	if err != nil {
+		return fmt.Errorf("end sessions of user %s: %w", userID, err)
+	}
+	a.audit(ctx, r, "session.end_all", userID, directory.OutcomeSuccess, map[string]string{
+		"kept_current": strconv.FormatBool(keep.ID != ""), "refresh_tokens_revoked": strconv.Itoa(n)})
+	return nil
 }
 
 // SignOut ends the browser's session on every instance, removes its

@@ -87,6 +87,12 @@ type Store interface {
 	// RevokeRefreshTokensBySession revokes, at now, every token issued from
 	// the login session and returns how many were not revoked before.
 	RevokeRefreshTokensBySession(ctx context.Context, sessionID string, now time.Time) (int, error)
+	// RevokeRefreshTokensByUser revokes, at now, every token of the user
+	// except those issued from the login session exceptSessionID (none
+	// when empty) and returns how many were not revoked before: a password
+	// reset, or a user reporting a sign-in that was not theirs, ends what
+	// an intruder may hold.
+	RevokeRefreshTokensByUser(ctx context.Context, userID, exceptSessionID string, now time.Time) (int, error)
 	// DeleteExpiredRefreshTokens deletes tokens whose ExpiresAt is at or
 	// before now, returning how many.
 	DeleteExpiredRefreshTokens(ctx context.Context, now time.Time) (int, error)

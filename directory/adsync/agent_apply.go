@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 )
 
 // pullLoop long-polls Lanyard's changes and applies them to AD in order,
@@ -159,7 +161,31 @@ func (a *Agent) applyChange(ctx context.Context, c Change) (Ack, error) {
 		// Written; the intent settles it on the next delivery.
 		return Ack{}, err
 	}
-	return a.finish(log, c, acct.GUID, ResultApplied, "", after.PwdLastSet)
+	set := after.PwdLastSet
+	if hooked, ok := ownWriteTime(a.cfg.StateDir, a.keys, acct.SAM, pw); ok && a.capturedAfter(acct.SAM, hooked) {
+		// A change made in AD ran the hook after this write did, so the
+		// pwdLastSet read now may be that change's: claiming it as this
+		// agent's own would keep that change's candidate from ever being
+		// confirmed. Claim nothing; the candidate settles it.
+		set = 0
+	}
+	return a.finish(log, c, acct.GUID, ResultApplied, "", set)
+}
+
+// capturedAfter reports whether the spool holds a candidate for sam
+// captured after t.
+func (a *Agent) capturedAfter(sam string, t time.Time) bool {
+	names, err := listCandidates(a.cfg.StateDir, spoolDir)
+	if err != nil {
+		return false
+	}
+	for _, n := range names {
+		c, err := readCandidate(a.cfg.StateDir, spoolDir, n)
+		if err == nil && strings.EqualFold(c.SAM, sam) && c.CapturedAt.After(t) {
+			return true
+		}
+	}
+	return false
 }
 
 // finish records a change's result durably and returns its ack. set is

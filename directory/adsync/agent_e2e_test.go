@@ -353,9 +353,15 @@ func (e *e2e) loginThroughRP(email, pw string) {
 func newPassword() string {
 	var b [8]byte
 	rand.Read(b[:])
-	// A word after the hex part: "kettle" followed by digits alone (1 time in
-	// 2,000) is refused as a common word with digits appended.
-	return "kettle " + hex.EncodeToString(b[:]) + " lamp" // no banned term (NHS) can appear
+	// Consonants without t and no digits: the random part can spell no
+	// organisation name or ODS code (all start with T here), even read as
+	// leetspeak, and no banned term (NHS has no h here).
+	const letters = "bcdfgjkmnpqrvwxz"
+	r := make([]byte, len(b)*2)
+	for i, x := range b {
+		r[2*i], r[2*i+1] = letters[x>>4], letters[x&15]
+	}
+	return "kettle " + string(r) + " lamp"
 }
 
 // setInLanyard changes u's password in Lanyard as an administrator would

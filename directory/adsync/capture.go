@@ -62,7 +62,7 @@ func Capture(ctx context.Context, cfg AgentConfig, keys PrivateKeys, lanyard Pol
 	if in.SAM == "" || in.Password == "" {
 		return CaptureResult{}, ErrCaptureInput
 	}
-	if ownWriteExists(cfg.StateDir, keys, in.SAM, in.Password) {
+	if ownWriteSeen(cfg.StateDir, keys, in.SAM, in.Password, now) {
 		return CaptureResult{Accepted: true, Decision: DecidedOwnWrite}, nil
 	}
 	res := checkPolicy(ctx, cfg, lanyard, in, now, log)
@@ -172,7 +172,26 @@ func markOwnWrite(state string, keys PrivateKeys, sam, pw string) (func(), error
 	return func() { os.Remove(p) }, nil
 }
 
-func ownWriteExists(state string, keys PrivateKeys, sam, pw string) bool {
-	_, err := os.Stat(filepath.Join(state, ownDir, ownWriteName(keys, sam, pw)))
-	return err == nil
+// ownWriteSeen reports whether the agent marked pw for sam as its own
+// write and, when it did, records in the mark when the DC's hook ran for it
+// (ownWriteTime), so the agent can tell its write from a change made in AD
+// at about the same time.
+func ownWriteSeen(state string, keys PrivateKeys, sam, pw string, now time.Time) bool {
+	p := filepath.Join(state, ownDir, ownWriteName(keys, sam, pw))
+	if _, err := os.Stat(p); err != nil {
+		return false
+	}
+	_ = os.WriteFile(p, []byte(now.UTC().Format(time.RFC3339Nano)), 0o600)
+	return true
+}
+
+// ownWriteTime returns when the DC's hook ran for the agent's marked write
+// of pw for sam (ownWriteSeen), if it did.
+func ownWriteTime(state string, keys PrivateKeys, sam, pw string) (time.Time, bool) {
+	b, err := os.ReadFile(filepath.Join(state, ownDir, ownWriteName(keys, sam, pw)))
+	if err != nil || len(b) == 0 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse(time.RFC3339Nano, string(b))
+	return t, err == nil
 }

@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore func(t *testing.T) directory.Store) {
 		{"RefreshTokensInTxRollback", testRefreshInTx},
 		{"RevokeRefreshFamily", testRevokeFamily},
 		{"RevokeRefreshTokensBySession", testRevokeSession},
+		{"RevokeRefreshTokensByUser", testRevokeUser},
 		{"RevokeWhileRotating", testRevokeWhileRotating},
 		{"DeleteExpiredRefreshTokens", testDeleteExpiredRefresh},
 		{"SigningKeyCreateList", testSigningKeys},

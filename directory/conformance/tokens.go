@@ -447,6 +447,41 @@ func testRevokeSession(t *testing.T, s directory.Store) {
 	wantRefresh(t, s, "after refused revocations", otherSession)
 }
 
+func testRevokeUser(t *testing.T, s directory.Store) {
+	ctx := t.Context()
+	mustCreateUser(t, s, user("user-1", "alice@example.nhs.uk"))
+	mustCreateUser(t, s, user("user-2", "bob@example.nhs.uk"))
+	tok := func(id, family, userID, session string) directory.RefreshToken {
+		rt := refresh(id, family)
+		rt.UserID, rt.SessionID = userID, session
+		return rt
+	}
+	a, b, kept := tok("rt-1", "fam-1", "user-1", "s-1"), tok("rt-2", "fam-2", "user-1", ""), tok("rt-3", "fam-3", "user-1", "s-keep")
+	other := tok("rt-4", "fam-4", "user-2", "s-1")
+	mustCreateRefresh(t, s, a, b, kept, other)
+
+	now := base.Add(time.Hour + time.Microsecond)
+	if n, err := s.RevokeRefreshTokensByUser(ctx, "user-1", "s-keep", now); err != nil || n != 2 {
+		t.Errorf("RevokeRefreshTokensByUser(user-1, keep s-keep) = %d, %v; want 2, nil", n, err)
+	}
+	a.RevokedAt, b.RevokedAt = now, now
+	for _, want := range []directory.RefreshToken{a, b, kept, other} {
+		wantRefresh(t, s, "after revoking user-1's", want)
+	}
+	later := now.Add(time.Hour)
+	if n, err := s.RevokeRefreshTokensByUser(ctx, "user-1", "", later); err != nil || n != 1 {
+		t.Errorf("RevokeRefreshTokensByUser(user-1) = %d, %v; want 1 (the kept one), nil", n, err)
+	}
+	kept.RevokedAt = later
+	wantRefresh(t, s, "after revoking all of user-1's", kept)
+	wantRefresh(t, s, "after revoking all of user-1's", other)
+	_, err := s.RevokeRefreshTokensByUser(ctx, "", "", now)
+	wantErr(t, `RevokeRefreshTokensByUser("")`, err, directory.ErrInvalid)
+	_, err = s.RevokeRefreshTokensByUser(ctx, "user-2", "", time.Time{})
+	wantErr(t, "RevokeRefreshTokensByUser(zero now)", err, directory.ErrInvalid)
+	wantRefresh(t, s, "after refused revocations", other)
+}
+
 // testRevokeWhileRotating revokes a family while its current token is
 // being rotated over and over: when RevokeRefreshFamily returns, every
 // token of the family, including one a rotation in flight was storing, is

@@ -216,6 +216,36 @@ func (s *Store) RevokeRefreshTokensBySession(ctx context.Context, sessionID stri
 	return n, nil
 }
 
+// RevokeRefreshTokensByUser sets RevokedAt to now on every token of the
+// user that has none, except those of the session exceptSessionID, and
+// returns how many it set. The error wraps directory.ErrInvalid for an
+// empty userID or a zero now.
+func (s *Store) RevokeRefreshTokensByUser(ctx context.Context, userID, exceptSessionID string, now time.Time) (int, error) {
+	err := checkID("user", userID)
+	if err == nil {
+		err = checkNow("revocation", now)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("revoke refresh tokens by user: %w", err)
+	}
+	total := 0
+	for { // repeated for the reason revokeRefresh gives
+		res, err := s.exec(ctx, `UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND session_id <> ? AND revoked_at IS NULL`,
+			micros(now), userID, exceptSessionID)
+		if err == nil {
+			var n int64
+			if n, err = res.RowsAffected(); err == nil {
+				if n == 0 {
+					return total, nil
+				}
+				total += int(n)
+				continue
+			}
+		}
+		return total, fmt.Errorf("revoke refresh tokens of user %q: %w", userID, err)
+	}
+}
+
 // revokeRefresh revokes the unrevoked tokens whose column col equals v.
 //
 // It repeats the UPDATE until it changes nothing. On PostgreSQL one UPDATE
