@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -52,6 +53,8 @@ func (e env) admin(ctx context.Context, args []string) error {
 		return e.adminBreachedImport(ctx, args[2:])
 	case "org policy":
 		return e.adminOrgPolicy(ctx, args[2:])
+	case "org risk":
+		return e.adminOrgRisk(ctx, args[2:])
 	case "user unlock":
 		return e.adminUserUnlock(ctx, args[2:])
 	case "user totp-import":
@@ -384,6 +387,54 @@ func (e env) adminOrgPolicy(ctx context.Context, args []string) error {
 		return e.printJSON(map[string]any{"ods_code": o.ODSCode, "policy": p})
 	}
 	fmt.Fprintf(e.stdout, "policy of %s set; it can only tighten the national policy\n", o.ODSCode)
+	return nil
+}
+
+// adminOrgRisk sets an organisation's risk thresholds: lower than the
+// national ones to step up or block sooner (higher values are ignored by
+// the engine, which only lets organisations tighten).
+func (e env) adminOrgRisk(ctx context.Context, args []string) error {
+	cf := newFlags("admin org risk", "data", "database")
+	ods := cf.fs.String("ods", "", "ODS code")
+	stepUp := cf.fs.Float64("step-up", 0, "score in bits from which a second factor is asked (0: the national threshold)")
+	block := cf.fs.Float64("block", 0, "score in bits from which a sign-in is refused (0: the national threshold)")
+	asJSON := cf.fs.Bool("json", false, "print one JSON object")
+	if err := cf.parse(args); err != nil {
+		return err
+	}
+	if err := required(cf.fs, "ods"); err != nil {
+		return err
+	}
+	if *stepUp < 0 || *block < 0 || math.IsNaN(*stepUp) || math.IsNaN(*block) {
+		return usageErr("admin org risk: --step-up and --block must be 0 or more")
+	}
+	if *stepUp > 0 && *block > 0 && *block <= *stepUp {
+		return usageErr("admin org risk: --block (%g) must be above --step-up (%g)", *block, *stepUp)
+	}
+	st, _, done, err := e.openAdmin(ctx, cf)
+	if err != nil {
+		return err
+	}
+	defer done()
+	o, err := st.OrganisationByODS(ctx, *ods)
+	if err != nil {
+		return err
+	}
+	p := directory.RiskPolicy{StepUp: *stepUp, Block: *block}
+	if err := st.InTx(ctx, func(tx directory.Store) error {
+		if err := tx.PutRiskPolicy(ctx, o.ID, p); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "organisation.risk_policy", Target: o.ID,
+			OrgID: o.ID, Outcome: directory.OutcomeSuccess, Detail: map[string]string{"step_up": fmt.Sprint(*stepUp), "block": fmt.Sprint(*block)}})
+		return err
+	}); err != nil {
+		return err
+	}
+	if *asJSON {
+		return e.printJSON(map[string]any{"ods_code": o.ODSCode, "step_up": p.StepUp, "block": p.Block})
+	}
+	fmt.Fprintf(e.stdout, "risk thresholds of %s set; values above the national ones are ignored (organisations can only tighten)\n", o.ODSCode)
 	return nil
 }
 

@@ -81,7 +81,7 @@ func (e env) adminAgentCreate(ctx context.Context, args []string) error {
 		if existing, gerr := st.SyncAgent(ctx, a.ID); gerr == nil {
 			return &exitError{1, fmt.Errorf("%s: this key is registered already, as agent %s", cmd, existing.ID)}
 		}
-		return &exitError{1, fmt.Errorf("%s: %s has an active agent already; disable it first with `idp admin agent disable ID`", cmd, o.ODSCode)}
+		return &exitError{1, fmt.Errorf("%s: %s has an active agent already; disable it first with `idp admin agent disable --id ID`", cmd, o.ODSCode)}
 	} else if err != nil {
 		return err
 	}

@@ -32,8 +32,12 @@ const usage = `usage:
   idp admin user create   --org CODE --email EMAIL --name "Given Family" [--password-stdin] [--role org-admin] [--json]
   idp admin client create --org CODE --name NAME --redirect-uri URI [--redirect-uri URI…] [--post-logout-redirect-uri URI…] [--public] [--json]
   idp admin sp create     --org CODE --metadata FILE_OR_URL [--name NAME] [--nameid persistent|email] [--attribute A…] [--json]
+  idp admin org policy    --ods CODE [--min-length N] [--history N] [--max-age-days N] [--banned-term T…] [--require-mfa]
+  idp admin org risk      --ods CODE [--step-up BITS] [--block BITS] [--json]
+  idp admin agent create  --org CODE --public-key FILE [--json]   (also: agent list, unmatched, disable)
   idp admin audit verify  [--json]
   idp admin masterkey rotate
+  idp agent [keygen|capture] --config agent.yaml
   idp risk replay --geoip FILE.mmdb [--asn FILE.mmdb] [--anonymisers FILE] < events.jsonl
   idp version
 admin commands also take --config, --data and --database.`

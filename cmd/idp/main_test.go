@@ -34,7 +34,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	_ "modernc.org/sqlite"
 
+	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/seal"
+	"github.com/lanyard/lanyard/directory/sqlstore"
 	"github.com/lanyard/lanyard/testkit"
 )
 
@@ -491,6 +493,32 @@ func TestOrgPolicyAndUnlock(t *testing.T) {
 	if r := idp(t, dir, "", nil, "admin", "user", "unlock", "--database", db, "--redis", redisURL, "--email", "a@nhs.net"); r.code != 0 || !strings.Contains(r.stdout, "unlocked") {
 		t.Errorf("unlock on Redis: %d %q %q", r.code, r.stdout, r.stderr)
 	}
+}
+
+func TestOrgRisk(t *testing.T) {
+	dir := t.TempDir()
+	db := "sqlite:" + filepath.Join(dir, "lanyard.db")
+	idp(t, dir, "", nil, "admin", "org", "create", "--database", db, "--ods", "RRK", "--name", "Leeds Teaching Hospitals")
+	r := idp(t, dir, "", nil, "admin", "org", "risk", "--database", db, "--ods", "RRK", "--step-up", "5", "--block", "15", "--json")
+	if r.code != 0 || !strings.Contains(r.stdout, `"step_up": 5`) {
+		t.Fatalf("org risk: %d %q %q", r.code, r.stdout, r.stderr)
+	}
+	st, err := sqlstore.Open(t.Context(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	o, err := st.OrganisationByODS(t.Context(), "RRK")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, err := st.RiskPolicy(t.Context(), o.ID); err != nil || p != (directory.RiskPolicy{StepUp: 5, Block: 15}) {
+		t.Errorf("stored risk policy = %+v, %v; want step-up 5, block 15", p, err)
+	}
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "risk", "--database", db, "--ods", "RRK", "--step-up", "9", "--block", "4"), 2, "must be above --step-up")
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "risk", "--database", db, "--ods", "RRK", "--step-up", "-1"), 2, "0 or more")
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "risk", "--database", db, "--ods", "NOPE1"), 2, "not found")
+	wantFail(t, idp(t, dir, "", nil, "admin", "org", "risk", "--database", db), 2, "ods")
 }
 
 func TestTOTPImportAndMFAReset(t *testing.T) {
