@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -279,12 +280,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
+	// Background work stops with ctx; Serve returns only after it has, so
+	// that what it saves at shutdown (the risk engine's populations) reaches
+	// the stores before the caller closes them.
+	bg, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
 	if s.gc != nil {
-		go s.collect(ctx)
+		wg.Go(func() { s.collect(bg) })
 	}
-	go s.Breached.watch(ctx, 30*time.Second, s.Log)
-	go s.adsyncLoop(ctx)
-	go s.riskLoop(ctx)
+	wg.Go(func() { s.Breached.watch(bg, 30*time.Second, s.Log) })
+	wg.Go(func() { s.adsyncLoop(bg) })
+	wg.Go(func() { s.riskLoop(bg) })
 	select {
 	case err := <-errc:
 		return err
