@@ -134,9 +134,11 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 	pHour := (n*pUser + hourPrior*pPop + 0.3*uniform) / (n + hourPrior + 0.3)
 	add("hour", math.Max(hourMin, math.Min(hourMax, math.Log2(uniform/pHour))), "")
 
-	if !o.anon && newDevice && n > 0 && o.has[fASN] && u.weight(fASN, o.keys[fASN]) < 0.5 {
+	if !o.anon && newDevice && n > 0 && o.has[fASN] && u.weight(fASN, o.keys[fASN]) < 0.5 && pop.valueBits(fASN, o.keys[fASN]) > 0 {
 		// Nothing of the attempt is known to the user's profile: a device
-		// and a network operator both new to them. Then less surprise
+		// and a network operator both new to them, and an operator few of
+		// their population use (not a big broadband provider or mobile
+		// carrier, where a new phone would be). Then less surprise
 		// suffices to ask for a second factor.
 		s.discount = unknownContextDiscount
 	}
