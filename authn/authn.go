@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -211,6 +212,19 @@ func clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// place names where an address is, as far as the risk engine's GeoIP
+// database knows: "Leeds, GB", or "Unknown".
+func (a *Authenticator) place(ip string) string {
+	addr, err := netip.ParseAddr(ip)
+	if err != nil || a.cfg.Risk == nil {
+		return "Unknown"
+	}
+	if p := a.cfg.Risk.Geo().Lookup(addr).String(); p != "" {
+		return p
+	}
+	return "Unknown"
 }
 
 func loginOutcome(e directory.AuditEvent) string {
@@ -536,7 +550,7 @@ func (a *Authenticator) showAccount(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		page.RecentLogins = append(page.RecentLogins, templates.LoginRecord{
-			Time: e.Time.UTC().Format("2 Jan 2006 15:04 MST"), IP: e.IP, Place: "Unknown", Device: e.Detail["device"],
+			Time: e.Time.UTC().Format("2 Jan 2006 15:04 MST"), IP: e.IP, Place: a.place(e.IP), Device: e.Detail["device"],
 			Outcome: loginOutcome(e),
 		})
 	}

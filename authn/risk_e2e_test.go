@@ -404,6 +404,10 @@ func TestRiskNightShiftAllowed(t *testing.T) {
 	if got := f.mailsTo(t, nick.Email); len(got) != 0 {
 		t.Errorf("night-shift nurse was emailed: %q", got)
 	}
+	// The account page names where the recent sign-ins came from.
+	if acct := b.Get(f.s.URL + "/account"); !strings.Contains(acct.Body, "Leeds, GB") || strings.Contains(acct.Body, ">Unknown<") {
+		t.Errorf("recent sign-ins do not name the place (Leeds, GB):\n%.3000s", acct.Body)
+	}
 }
 
 // TestRiskSAMLBlocked: SAML goes through the same ceremony, so the same
