@@ -92,6 +92,10 @@ func (a *Agent) flushAcks(ctx context.Context) error {
 	return nil
 }
 
+// changeSettle is how old a Lanyard change must be before the agent writes
+// it (see applyChange). It adds at most this much to Lanyard → AD latency.
+const changeSettle = 1500 * time.Millisecond
+
 // applyChange applies one Lanyard change to AD and returns its
 // acknowledgement. It returns an error only when AD could not be reached
 // (or ctx ended): the change must then be tried again later. Applying the
@@ -107,6 +111,20 @@ func (a *Agent) applyChange(ctx context.Context, c Change) (Ack, error) {
 	a.mu.Unlock()
 	if done {
 		return Ack{ID: c.ID, Result: prev.Result, GUID: prev.GUID, Detail: prev.Detail}, nil
+	}
+	// Let a fresh change settle first: an AD change made at about the same
+	// time then has committed, and the conflict rule below sees it, rather
+	// than this write landing between the account's read and that change
+	// and overwriting the newer password. (A wait of at most changeSettle,
+	// whatever the two clocks say.)
+	if wait := min(c.Time.Add(changeSettle).Sub(a.now()), changeSettle); wait > 0 {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return Ack{}, ctx.Err()
+		case <-t.C:
+		}
 	}
 	log := a.log.With("change", c.ID, "user_id", c.UserID)
 
