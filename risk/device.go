@@ -1,6 +1,7 @@
 package risk
 
 import (
+	"cmp"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -71,7 +72,14 @@ func (d *Devices) Parse(value string) (id string, ok bool) {
 // BrowserFamily reduces a User-Agent to "browser/system" ("Chrome/Windows",
 // "Safari/iPhone"), the part that stays the same across updates.
 func BrowserFamily(ua string) string {
-	browser := "other"
+	browser, system := UserAgent(ua)
+	return cmp.Or(browser, "other") + "/" + cmp.Or(system, "other")
+}
+
+// UserAgent names the browser and the system of a User-Agent ("Edge",
+// "Windows"); "" for what it does not recognise. It is the one reading of
+// User-Agents that the risk engine and the pages listing sign-ins share.
+func UserAgent(ua string) (browser, system string) {
 	for _, b := range []struct{ token, name string }{
 		{"Edg/", "Edge"}, {"OPR/", "Opera"}, {"Firefox/", "Firefox"}, {"FxiOS/", "Firefox"}, {"CriOS/", "Chrome"},
 		{"Chrome/", "Chrome"}, {"Chromium/", "Chromium"}, {"Safari/", "Safari"},
@@ -81,7 +89,6 @@ func BrowserFamily(ua string) string {
 			break
 		}
 	}
-	system := "other"
 	for _, s := range []struct{ token, name string }{
 		{"Windows", "Windows"}, {"Android", "Android"}, {"iPhone", "iPhone"}, {"iPad", "iPad"},
 		{"Mac OS X", "macOS"}, {"CrOS", "ChromeOS"}, {"Linux", "Linux"},
@@ -91,5 +98,5 @@ func BrowserFamily(ua string) string {
 			break
 		}
 	}
-	return browser + "/" + system
+	return browser, system
 }
