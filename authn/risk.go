@@ -54,6 +54,10 @@ type ceremonyRisk struct {
 	Reasons []string `json:"reasons,omitempty"`
 	Place   string   `json:"place,omitempty"`
 	EventID string   `json:"event_id,omitempty"`
+	// OrgID and Role place the user in a population; kept from the
+	// assessment so that the later steps need not read them again.
+	OrgID string `json:"org_id,omitempty"`
+	Role  string `json:"role,omitempty"`
 	// Blocked: the ceremony ends on the block page.
 	Blocked bool `json:"blocked,omitempty"`
 	// NoFactor: stepped up, but the user has no second factor.
@@ -110,14 +114,26 @@ func (a *Authenticator) riskAttempt(ctx context.Context, r *http.Request, email 
 	return at
 }
 
+// ceremonyAttempt is riskAttempt for a ceremony already assessed: the
+// user's organisation and role come from the assessment.
+func (a *Authenticator) ceremonyAttempt(ctx context.Context, r *http.Request, c *ceremony, u directory.User) risk.Attempt {
+	if c.Risk == nil {
+		return a.riskAttempt(ctx, r, c.Email, u)
+	}
+	at := a.riskAttempt(ctx, r, c.Email, directory.User{})
+	at.UserID, at.OrgID, at.Role = u.ID, c.Risk.OrgID, c.Risk.Role
+	return at
+}
+
 // assessRisk runs the engine on a password attempt before the password
 // is checked, keeps the verdict on the ceremony and audits it.
 func (a *Authenticator) assessRisk(ctx context.Context, r *http.Request, c *ceremony, u directory.User) {
 	if a.cfg.Risk == nil {
 		return
 	}
-	d := a.cfg.Risk.Assess(ctx, a.riskAttempt(ctx, r, c.Email, u))
-	c.Risk = &ceremonyRisk{Verdict: string(d.Verdict), Score: d.Score, Reasons: d.Reasons, Place: d.Place.String()}
+	at := a.riskAttempt(ctx, r, c.Email, u)
+	d := a.cfg.Risk.Assess(ctx, at)
+	c.Risk = &ceremonyRisk{Verdict: string(d.Verdict), Score: d.Score, Reasons: d.Reasons, Place: d.Place.String(), OrgID: at.OrgID, Role: at.Role}
 	a.audit(ctx, r, "login.risk", u.ID, riskOutcome(d.Verdict), map[string]string{
 		"decision": string(d.Verdict), "score": strconv.FormatFloat(d.Score, 'f', 1, 64),
 		"reasons": strings.Join(d.Reasons, "; "), "place": c.Risk.Place,
@@ -138,7 +154,7 @@ func (a *Authenticator) riskWrongPassword(ctx context.Context, r *http.Request, 
 	if c.Risk == nil {
 		return
 	}
-	a.cfg.Risk.Observe(ctx, a.riskAttempt(ctx, r, c.Email, u), risk.PasswordFailed)
+	a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.PasswordFailed)
 	if c.Risk.Verdict == string(risk.Block) {
 		c.Risk.Blocked = true
 		if u.ID != "" {
@@ -156,7 +172,7 @@ func (a *Authenticator) riskRightPassword(ctx context.Context, r *http.Request, 
 	case risk.Block:
 		c.Risk.Blocked = true
 		a.recordRisk(ctx, r, c, u, directory.RiskBlock, "blocked")
-		a.cfg.Risk.Observe(ctx, a.riskAttempt(ctx, r, c.Email, u), risk.Refused)
+		a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Refused)
 	case risk.StepUp:
 		factors, err := a.secondFactors(ctx, u.ID)
 		if err != nil {
@@ -166,7 +182,7 @@ func (a *Authenticator) riskRightPassword(ctx context.Context, r *http.Request, 
 			c.Risk.Blocked, c.Risk.NoFactor = true, true
 			c.Risk.Reasons = append(c.Risk.Reasons, "no second factor to confirm it is the user")
 			a.recordRisk(ctx, r, c, u, directory.RiskBlock, "blocked")
-			a.cfg.Risk.Observe(ctx, a.riskAttempt(ctx, r, c.Email, u), risk.Refused)
+			a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Refused)
 			return nil
 		}
 		c.RequireMFA = true
@@ -182,7 +198,7 @@ func (a *Authenticator) riskSignedIn(ctx context.Context, r *http.Request, c *ce
 		return
 	}
 	u := directory.User{ID: c.UserID}
-	a.cfg.Risk.Observe(ctx, a.riskAttempt(ctx, r, c.Email, u), risk.Succeeded)
+	a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Succeeded)
 	if c.Risk != nil && c.Risk.EventID != "" {
 		if err := a.cfg.RiskDirectory.SetRiskEventOutcome(ctx, c.Risk.EventID, "passed"); err != nil {
 			a.log.ErrorContext(ctx, "risk event outcome", "user_id", c.UserID, "reason", err.Error())
@@ -196,10 +212,7 @@ func (a *Authenticator) riskSignedIn(ctx context.Context, r *http.Request, c *ce
 func (a *Authenticator) recordRisk(ctx context.Context, r *http.Request, c *ceremony, u directory.User, decision, outcome string) {
 	e := directory.RiskEvent{
 		ID: directory.NewID(), Time: a.now(), UserID: u.ID, Decision: decision, Score: c.Risk.Score,
-		Reasons: c.Risk.Reasons, IP: clientIP(r), Place: c.Risk.Place, Outcome: outcome,
-	}
-	if ms, err := a.dir.Memberships(ctx, u.ID); err == nil && len(ms) > 0 {
-		e.OrgID = ms[0].OrgID
+		Reasons: c.Risk.Reasons, IP: clientIP(r), Place: c.Risk.Place, Outcome: outcome, OrgID: c.Risk.OrgID,
 	}
 	if err := a.cfg.RiskDirectory.AppendRiskEvent(ctx, e); err != nil {
 		a.log.ErrorContext(ctx, "record risk event", "user_id", u.ID, "reason", err.Error())

@@ -241,18 +241,8 @@ func (i *IdP) logoutRequest(w http.ResponseWriter, r *http.Request, in *inbound)
 func (i *IdP) logoutResponse(w http.ResponseWriter, r *http.Request, in *inbound) {
 	ctx := r.Context()
 	id := in.relayState
-	b, err := i.eph.Take(ctx, chainKey(id), i.now())
-	if id == "" || errors.Is(err, ephemeral.ErrNotFound) {
-		i.refuse(w, r, page{"This sign-out link has expired", "You have been signed out of Lanyard. Close your browser to be sure you are signed out everywhere."},
-			errors.New("LogoutResponse for no logout under way"))
-		return
-	} else if err != nil {
-		i.unavailable(w, r, err)
-		return
-	}
-	var c logoutChain
-	if err := json.Unmarshal(b, &c); err != nil {
-		i.unavailable(w, r, fmt.Errorf("decode logout: %w", err))
+	c, ok := i.takeChain(w, r, id, "LogoutResponse for no logout under way")
+	if !ok {
 		return
 	}
 	m, _, err := i.checkMessage(ctx, in, "LogoutResponse", i.cfg.BaseURL+SLOPath, i.now(), true)
@@ -274,32 +264,42 @@ func (i *IdP) logoutResponse(w http.ResponseWriter, r *http.Request, in *inbound
 		c.Partial = true
 	}
 	c.Waiting, c.RequestID = "", ""
-	i.walk(w, r, id, &c)
+	i.walk(w, r, id, c)
 }
 
-// serveSLONext goes on with a logout from its start (the hook's URL).
-func (i *IdP) serveSLONext(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	id := r.URL.Query().Get("c")
-	b, err := i.eph.Take(ctx, chainKey(id), i.now())
+// takeChain takes the logout under way id out of the store. When there is
+// none (why says what was asked for) or the store fails, it answers the
+// browser and returns false.
+func (i *IdP) takeChain(w http.ResponseWriter, r *http.Request, id, why string) (*logoutChain, bool) {
+	b, err := i.eph.Take(r.Context(), chainKey(id), i.now())
 	if id == "" || errors.Is(err, ephemeral.ErrNotFound) {
 		i.refuse(w, r, page{"This sign-out link has expired", "You have been signed out of Lanyard. Close your browser to be sure you are signed out everywhere."},
-			errors.New("unknown logout"))
-		return
+			errors.New(why))
+		return nil, false
 	} else if err != nil {
 		i.unavailable(w, r, err)
-		return
+		return nil, false
 	}
 	var c logoutChain
 	if err := json.Unmarshal(b, &c); err != nil {
 		i.unavailable(w, r, fmt.Errorf("decode logout: %w", err))
+		return nil, false
+	}
+	return &c, true
+}
+
+// serveSLONext goes on with a logout from its start (the hook's URL).
+func (i *IdP) serveSLONext(w http.ResponseWriter, r *http.Request) {
+	id := r.URL.Query().Get("c")
+	c, ok := i.takeChain(w, r, id, "unknown logout")
+	if !ok {
 		return
 	}
 	if c.Waiting != "" {
 		// Someone follows the start link again mid-walk: skip the SP.
 		c.Partial, c.Waiting, c.RequestID = true, "", ""
 	}
-	i.walk(w, r, id, &c)
+	i.walk(w, r, id, c)
 }
 
 // walk sends the browser to the next SP of c that has an SLO endpoint

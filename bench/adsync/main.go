@@ -135,7 +135,7 @@ func (x *bench) users(n int) ([]*user, error) {
 	for range n {
 		sam := "b" + strings.ToLower(rand.Text()[:10])
 		email := sam + "@lanyard.test"
-		pw := newPassword()
+		pw := testkit.Password()
 		cu, err := x.srv.Admin.CreateUser(context.Background(), admin.Actor{ID: "bench"}, admin.NewUser{OrgODS: x.ods, Email: email, Name: "Bench Person", Password: pw})
 		if err != nil {
 			return nil, err
@@ -143,20 +143,6 @@ func (x *bench) users(n int) ([]*user, error) {
 		out = append(out, &user{id: cu.User.ID, email: email, ad: x.dc.CreateUser(x.b, sam, email, pw), pw: pw})
 	}
 	return out, nil
-}
-
-func newPassword() string {
-	var b [8]byte
-	rand.Read(b[:])
-	// Consonants without t and no digits: the random part can spell no
-	// organisation name or ODS code (all start with T here), even read as
-	// leetspeak, and no banned term (NHS has no h here).
-	const letters = "bcdfgjkmnpqrvwxz"
-	r := make([]byte, len(b)*2)
-	for i, x := range b {
-		r[2*i], r[2*i+1] = letters[x>>4], letters[x&15]
-	}
-	return "kettle " + string(r) + " lamp"
 }
 
 // latency measures each way, one change at a time, from the moment the
@@ -180,7 +166,7 @@ func (x *bench) latency(users []*user) error {
 	var toAD, toLanyard []time.Duration
 	for i := range *changes {
 		u := users[i%len(users)]
-		pw := newPassword()
+		pw := testkit.Password()
 		du, err := x.srv.Directory.User(ctx, u.id)
 		if err != nil {
 			return err
@@ -200,7 +186,7 @@ func (x *bench) latency(users []*user) error {
 
 	for i := range *changes {
 		u := users[i%len(users)]
-		pw := newPassword()
+		pw := testkit.Password()
 		before := a.Stats().Forwarded
 		if err := x.dc.ResetPassword(x.b, u.ad, pw); err != nil {
 			return fmt.Errorf("AD reset: %w", err)
@@ -230,7 +216,7 @@ func (x *bench) drain(idp string, users []*user) error {
 	last := map[string]string{}
 	for i := range n {
 		u := users[i%len(users)]
-		pw := newPassword()
+		pw := testkit.Password()
 		id := directory.NewID()
 		sealed, err := adsync.SealPassword(x.keys.Seal.PublicKey(), id, u.id, pw)
 		if err != nil {

@@ -349,21 +349,6 @@ func (e *e2e) loginThroughRP(email, pw string) {
 	rp.VerifyIDToken(ar, tok)
 }
 
-// newPassword returns a password the national policy accepts.
-func newPassword() string {
-	var b [8]byte
-	rand.Read(b[:])
-	// Consonants without t and no digits: the random part can spell no
-	// organisation name or ODS code (all start with T here), even read as
-	// leetspeak, and no banned term (NHS has no h here).
-	const letters = "bcdfgjkmnpqrvwxz"
-	r := make([]byte, len(b)*2)
-	for i, x := range b {
-		r[2*i], r[2*i+1] = letters[x>>4], letters[x&15]
-	}
-	return "kettle " + string(r) + " lamp"
-}
-
 // setInLanyard changes u's password in Lanyard as an administrator would
 // (the same outbox path as self-service).
 func (e *e2e) setInLanyard(u user, pw string) {
@@ -385,7 +370,7 @@ func (e *e2e) setManyInLanyard(users []user, n int) map[string][]string {
 	out := map[string][]string{}
 	for i := range n {
 		u := users[i%len(users)]
-		out[u.id] = append(out[u.id], newPassword())
+		out[u.id] = append(out[u.id], testkit.Password())
 	}
 	var wg sync.WaitGroup
 	for _, u := range users {
@@ -564,7 +549,7 @@ func TestLanyardOutage(t *testing.T) {
 	for _, u := range users {
 		old := "amber kettle meadow 11"
 		for i := range 2 {
-			pw := newPassword()
+			pw := testkit.Password()
 			var err error
 			if i == 0 {
 				err = e.dc.ResetPassword(t, u.ad, pw)
@@ -665,7 +650,7 @@ func TestConflict(t *testing.T) {
 		if !agentRunning {
 			e.stopAgent()
 		}
-		pa, pl := newPassword(), newPassword()
+		pa, pl := testkit.Password(), testkit.Password()
 		var lanyardAt time.Time
 		if adFirst {
 			if err := e.dc.ResetPassword(t, u.ad, pa); err != nil {
