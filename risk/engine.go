@@ -363,7 +363,7 @@ func (e *Engine) observe1(ctx context.Context, at *Attempt, out Outcome) error {
 		if !at.IP.IsValid() {
 			return nil
 		}
-		if p := e.userProfile(ctx, at.UserID); p != nil && p.weight(fPrefix, o.keys[fPrefix]) >= 0.5 {
+		if p := e.userProfile(ctx, at.UserID); p != nil && p.knows(fPrefix, o.keys[fPrefix]) {
 			return nil // the user's own network: a mistyped password, not a spray
 		}
 		ip := at.IP.String()

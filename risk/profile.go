@@ -287,3 +287,10 @@ func hashKey(s string) uint64 {
 	h.Write([]byte(s))
 	return h.Sum64()
 }
+
+// knownWeight is the weight from which a value counts as known to a
+// profile: one sign-in, decayed for up to two half-lives.
+const knownWeight = 0.25
+
+// knows reports whether value key of feature f is known to the profile.
+func (p *profile) knows(f int, key uint64) bool { return p.weight(f, key) >= knownWeight }

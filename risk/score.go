@@ -79,13 +79,13 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 		// The user's own VPN or relay: its operator is known to them.
 		anonKnown = o.has[fASN] && u.weight(fASN, o.keys[fASN]) >= 1
 	}
-	if o.has[fCountry] && u.weight(fCountry, o.keys[fCountry]) < 0.5 {
+	if o.has[fCountry] && !u.knows(fCountry, o.keys[fCountry]) {
 		skip[fCity] = true
 	}
 	// A new device brings its own browser: then only how common the
 	// browser is in the population counts, not whether the user used it.
-	newDevice := !(o.has[fDevice] && u.weight(fDevice, o.keys[fDevice]) >= 0.5)
-	if o.has[fASN] && u.weight(fASN, o.keys[fASN]) < 0.5 {
+	newDevice := !(o.has[fDevice] && u.knows(fDevice, o.keys[fDevice]))
+	if o.has[fASN] && !u.knows(fASN, o.keys[fASN]) {
 		skip[fPrefix] = true
 	} else if o.has[fASN] {
 		skip[fASN] = true
@@ -94,7 +94,7 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 		if skip[f] || (!o.has[f] && f != fDevice) {
 			continue
 		}
-		known := o.has[f] && u.weight(f, o.keys[f]) >= 0.5
+		known := o.has[f] && u.knows(f, o.keys[f])
 		pNew := (u.novel[f] + 1) / (n + 2)
 		var bits float64
 		if known {
@@ -134,7 +134,7 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 	pHour := (n*pUser + hourPrior*pPop + 0.3*uniform) / (n + hourPrior + 0.3)
 	add("hour", math.Max(hourMin, math.Min(hourMax, math.Log2(uniform/pHour))), "")
 
-	if !o.anon && newDevice && n > 0 && o.has[fASN] && u.weight(fASN, o.keys[fASN]) < 0.5 && pop.valueBits(fASN, o.keys[fASN]) > 0 {
+	if !o.anon && newDevice && n > 0 && o.has[fASN] && !u.knows(fASN, o.keys[fASN]) && pop.valueBits(fASN, o.keys[fASN]) > 0 {
 		// Nothing of the attempt is known to the user's profile: a device
 		// and a network operator both new to them, and an operator few of
 		// their population use (not a big broadband provider or mobile
@@ -160,7 +160,7 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 		add("anonymiser", math.Max(-1.5, math.Min(6, math.Log2(0.3/pAnon))), "")
 	}
 
-	if !o.anon && o.place.HasLoc && u.lastHasPlace && !(o.has[fCity] && u.weight(fCity, o.keys[fCity]) >= 0.5) {
+	if !o.anon && o.place.HasLoc && u.lastHasPlace && !(o.has[fCity] && u.knows(fCity, o.keys[fCity])) {
 		km := distanceKm(float64(u.lastLat), float64(u.lastLon), o.place.Lat, o.place.Lon)
 		hours := math.Max(t.Sub(time.Unix(u.lastAt, 0)).Hours(), 1.0/60)
 		// Flying takes time at both ends as well as in the air.
@@ -173,7 +173,7 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 	}
 	// One address failing on many accounts, when this attempt does not
 	// come from a network the user knows.
-	if spray >= 3 && !(o.has[fPrefix] && u.weight(fPrefix, o.keys[fPrefix]) >= 0.5) {
+	if spray >= 3 && !(o.has[fPrefix] && u.knows(fPrefix, o.keys[fPrefix])) {
 		add("spray", math.Min(4+2*math.Log2(float64(spray)/3), 14), itoa(spray))
 	}
 	return s

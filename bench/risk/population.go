@@ -82,6 +82,7 @@ type event struct {
 	kind         string // "legit" or an attack kind
 	p            *person
 	cohort       string // for legit events: "vpn", "cloud", "relay", "abroad", "new-phone", "new-starter" or ""
+	where        string // for legit events: "shift" (at work), "home" (off duty) or "holiday"
 	secondFactor string
 	warm         bool // in the warm-up, not measured
 }
@@ -340,7 +341,7 @@ func (g *generator) personDay(p *person, d int) {
 			if i > 0 {
 				h = start + 1 + r.Float64()*(length-1.5)
 			}
-			e := event{t: g.at(d, h), p: p, kind: "legit", success: true, cohort: g.cohort(p, d)}
+			e := event{t: g.at(d, h), p: p, kind: "legit", success: true, cohort: g.cohort(p, d), where: "shift"}
 			switch {
 			case p.cloud && g.pick(0.8):
 				e.ip, _ = o.cloud.random(r)
@@ -374,7 +375,7 @@ func (g *generator) personDay(p *person, d int) {
 			return
 		}
 		local := 9 + r.Float64()*13
-		e := event{t: g.at(d, local).Add(-p.holOffset), p: p, kind: "legit", success: true, cohort: "abroad"}
+		e := event{t: g.at(d, local).Add(-p.holOffset), p: p, kind: "legit", success: true, cohort: "abroad", where: "holiday"}
 		e.device, e.ua = p.phone, p.ua
 		if p.newPhone >= 0 && d >= p.newPhone {
 			e.device, e.ua = p.newPhoneID, p.newPhoneUA
@@ -395,7 +396,7 @@ func (g *generator) personDay(p *person, d int) {
 	if p.pattern == nightShift {
 		h = 12 + r.Float64()*6
 	}
-	e := event{t: g.at(d, h), p: p, kind: "legit", success: true, cohort: g.cohort(p, d)}
+	e := event{t: g.at(d, h), p: p, kind: "legit", success: true, cohort: g.cohort(p, d), where: "home"}
 	if p.homePC != "" && g.pick(0.5) {
 		e.device, e.ua, e.ip = p.homePC, p.homeUA, g.homeAddr(p, d)
 		if p.vpn {

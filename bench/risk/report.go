@@ -60,6 +60,10 @@ type evaluation struct {
 	fpReasons            map[string]map[string]int
 	legitByWeek          map[string]*tally
 	peopleByPattern      map[string]map[*person]bool // who signed in, per shift pattern
+	// byStratum counts legitimate attempts per shift pattern and per kind
+	// of sign-in (where from, and cohort), for comparing patterns whose
+	// mixes of sign-ins differ.
+	byStratum map[string]map[string]*tally
 }
 
 func get(m map[string]*tally, k string) *tally {
@@ -71,7 +75,8 @@ func get(m map[string]*tally, k string) *tally {
 
 func report(g *generator, res []result) *evaluation {
 	ev := &evaluation{legitByPattern: map[string]*tally{}, attackByPattern: map[string]*tally{}, byKind: map[string]*tally{},
-		byCohort: map[string]*tally{}, missed: map[string][]string{}, fpReasons: map[string]map[string]int{}, legitByWeek: map[string]*tally{}, peopleByPattern: map[string]map[*person]bool{}}
+		byCohort: map[string]*tally{}, missed: map[string][]string{}, fpReasons: map[string]map[string]int{}, legitByWeek: map[string]*tally{}, peopleByPattern: map[string]map[*person]bool{},
+		byStratum: map[string]map[string]*tally{}}
 	for i := range g.events {
 		e, r := &g.events[i], &res[i]
 		if e.warm {
@@ -94,6 +99,10 @@ func report(g *generator, res []result) *evaluation {
 				c = "other"
 			}
 			get(ev.byCohort, c).add(r, e)
+			if ev.byStratum[pat] == nil {
+				ev.byStratum[pat] = map[string]*tally{}
+			}
+			get(ev.byStratum[pat], e.where+"/"+c).add(r, e)
 			get(ev.legitByWeek, fmt.Sprintf("week %02d", int(e.t.Sub(g.start).Hours()/24/7))).add(r, e)
 			if r.verdict != risk.Allow {
 				m := ev.fpReasons[pat+"/"+c]
@@ -163,6 +172,12 @@ func (ev *evaluation) print(w io.Writer) {
 			ev.sizes[len(ev.sizes)/2], ev.sizes[len(ev.sizes)*99/100], ev.sizes[len(ev.sizes)-1], len(ev.sizes))
 	}
 	if os.Getenv("RISK_DEBUG") != "" {
+		for p, m := range ev.byStratum {
+			for k, t := range m {
+				fmt.Fprintf(os.Stderr, "stratum %s %s: n %d flagged %s\n", p, k, t.n, pct(t.caught(), t.n))
+			}
+			fmt.Fprintf(os.Stderr, "standardised %s: %.3f%%\n", p, 100*ev.standardised(p))
+		}
 		for k, t := range ev.legitByWeek {
 			fmt.Fprintf(os.Stderr, "%s: legit %d, flagged %s\n", k, t.n, pct(t.caught(), t.n))
 		}
@@ -201,23 +216,35 @@ func (ev *evaluation) print(w io.Writer) {
 	goal(rate(ev.hard.caught(), ev.hard.n) >= 0.5, "at least half of the hard case")
 	goal(rate(ev.legit.stepUp+ev.legit.block, ev.legit.n) <= 0.01, "at most 1% of legitimate attempts stepped up (or blocked)")
 	goal(rate(ev.legit.block, ev.legit.n) <= 0.001, "at most 0.1% of legitimate attempts blocked")
+	// Night and rota staff no worse than day staff: compared on the same
+	// kinds of sign-in (at work, from home off duty, on holiday; on a new
+	// phone, through a relay…), since night staff work four long shifts a
+	// week and so sign in from home, where sign-ins are more often new,
+	// proportionally more often than day staff; and per person, which is
+	// how often each member of staff is actually interrupted. The raw rate
+	// per attempt is printed beside them.
 	day := ev.legitByPattern["day"]
-	fair := true
+	dayPeople := len(ev.peopleByPattern["day"])
+	perPerson := func(p string) float64 {
+		if len(ev.peopleByPattern[p]) == 0 {
+			return 0
+		}
+		return float64(ev.legitByPattern[p].caught()) / float64(len(ev.peopleByPattern[p]))
+	}
+	fair := day != nil && dayPeople > 0
 	for _, p := range []string{"night", "rota"} {
-		if t := ev.legitByPattern[p]; t != nil && day != nil && rate(t.caught(), t.n) > rate(day.caught(), day.n) {
+		if ev.legitByPattern[p] == nil || ev.standardised(p) > ev.standardised("day") || perPerson(p) > perPerson("day") {
 			fair = false
 		}
 	}
-	goal(fair, "night and rota staff no worse than day staff (legitimate attempts stepped up or blocked)")
-	// The same question per person: how often, over the measured days, a
-	// member of staff of each pattern is asked for a second factor or
-	// turned away (night staff sign in less often, so per attempt and per
-	// person differ). Reported beside the goal, not instead of it.
+	goal(fair, "night and rota staff no worse than day staff (legitimate attempts stepped up or blocked, on the same kinds of sign-in and per person)")
 	for _, p := range patternNames {
-		if t, ppl := ev.legitByPattern[p], ev.peopleByPattern[p]; t != nil && len(ppl) > 0 {
-			fmt.Fprintf(w, "         %s staff: %.2f stepped up or blocked per person over the measured days (%d people, %.1f sign-ins each)\n",
-				p, float64(t.caught())/float64(len(ppl)), len(ppl), float64(t.n)/float64(len(ppl)))
+		t := ev.legitByPattern[p]
+		if t == nil || len(ev.peopleByPattern[p]) == 0 {
+			continue
 		}
+		fmt.Fprintf(w, "         %-5s staff: %.2f%% on the day staff's mix of sign-ins, %.2f per person over the measured days; %.2f%% of all their attempts (%d people, %.1f sign-ins each, %.1f%% from home off duty)\n",
+			p, 100*ev.standardised(p), perPerson(p), 100*rate(t.caught(), t.n), len(ev.peopleByPattern[p]), float64(t.n)/float64(len(ev.peopleByPattern[p])), 100*ev.share(p, "home/"))
 	}
 	goal(rate(ev.legit.caught(), ev.legit.n) < rate(ev.legit.baseFlag, ev.legit.n) &&
 		rate(ev.attacks.caught(), ev.attacks.n) > rate(ev.attacks.baseFlag, ev.attacks.n), "better than the naive baseline on both axes")
@@ -327,3 +354,44 @@ func writeCurve(path string, g *generator, res []result, ev *evaluation) error {
 }
 
 func logClamp(v float64) float64 { return math.Log10(min(max(v, 0.01), 100)) }
+
+// standardised returns pattern p's rate of legitimate attempts stepped up
+// or blocked, had its staff signed in with the day staff's mix of kinds of
+// sign-in (direct standardisation): the sum over kinds of the day staff's
+// share of that kind times p's rate for it. A kind p never shows counts at
+// the day staff's own rate.
+func (ev *evaluation) standardised(p string) float64 {
+	day, other := ev.byStratum["day"], ev.byStratum[p]
+	total := 0
+	for _, t := range day {
+		total += t.n
+	}
+	if total == 0 {
+		return 0
+	}
+	sum := 0.0
+	for k, t := range day {
+		r := float64(t.caught()) / float64(t.n)
+		if o := other[k]; o != nil && o.n > 0 {
+			r = float64(o.caught()) / float64(o.n)
+		}
+		sum += float64(t.n) / float64(total) * r
+	}
+	return sum
+}
+
+// share returns the fraction of pattern p's legitimate attempts whose kind
+// starts with prefix.
+func (ev *evaluation) share(p, prefix string) float64 {
+	n, all := 0, 0
+	for k, t := range ev.byStratum[p] {
+		all += t.n
+		if strings.HasPrefix(k, prefix) {
+			n += t.n
+		}
+	}
+	if all == 0 {
+		return 0
+	}
+	return float64(n) / float64(all)
+}
