@@ -129,6 +129,11 @@ const maxStmts = 512
 type stmtCache struct {
 	mu sync.Mutex
 	m  map[string]*sql.Stmt
+	// preparing counts background prepares; closed stops new ones. Close
+	// waits for them, so none opens a connection (and, on SQLite, creates
+	// the database's files again) after the pool is closed.
+	preparing sync.WaitGroup
+	closed    bool
 }
 
 // stmt returns the prepared statement for query (already rebound), or nil
@@ -150,11 +155,11 @@ func (s *Store) stmt(query string) *sql.Stmt {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	st, ok := c.m[query]
-	if ok || len(c.m) >= maxStmts {
+	if ok || len(c.m) >= maxStmts || c.closed {
 		return st
 	}
 	c.m[query] = nil
-	go func() {
+	c.preparing.Go(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), busyTimeout)
 		defer cancel()
 		st, err := s.db.PrepareContext(ctx, query)
@@ -164,7 +169,7 @@ func (s *Store) stmt(query string) *sql.Stmt {
 		c.mu.Lock()
 		c.m[query] = st
 		c.mu.Unlock()
-	}()
+	})
 	return nil
 }
 
@@ -352,6 +357,12 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	if s.tx != nil {
 		return errors.New("sqlstore: Close called inside InTx")
+	}
+	if c := s.stmts; c != nil {
+		c.mu.Lock()
+		c.closed = true
+		c.mu.Unlock()
+		c.preparing.Wait()
 	}
 	return s.db.Close()
 }
