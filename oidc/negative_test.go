@@ -55,6 +55,61 @@ func TestUnregisteredRedirectURIIsNeverFollowed(t *testing.T) {
 	if p.Status != http.StatusBadRequest || p.Header.Get("Location") != "" || strings.Contains(p.Header.Get("Location"), "evil") {
 		t.Errorf("unregistered redirect_uri: %d Location %q, want 400 and no redirect", p.Status, p.Header.Get("Location"))
 	}
+	checkAuthorizeErrorPage(t, p)
+	if strings.Contains(p.Body, "evil.example") {
+		t.Error("the error page repeats the unregistered redirect_uri")
+	}
+}
+
+// checkAuthorizeErrorPage checks that a refused authorize request got
+// Lanyard's own HTML error page (not zitadel's plain text), with the page
+// headers, a reference for support, and none of the request's wording.
+func checkAuthorizeErrorPage(t *testing.T, p testkit.Page) {
+	t.Helper()
+	if ct := p.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("error page Content-Type %q, want text/html", ct)
+	}
+	for _, want := range []string{"There is a problem with this sign-in link", "nhsuk-", "Go back to the application"} {
+		if !strings.Contains(p.Body, want) {
+			t.Errorf("error page lacks %q: %.400s", want, p.Body)
+		}
+	}
+	if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("error page CSP %q", csp)
+	}
+	if cc := p.Header.Get("Cache-Control"); !strings.Contains(cc, "no-store") {
+		t.Errorf("error page Cache-Control %q", cc)
+	}
+}
+
+func TestAuthorizeRefusalsShowAnErrorPage(t *testing.T) {
+	f := newFixture(t, testkit.Options{})
+	b := f.s.Browser(t)
+	base := f.s.URL + "/authorize?"
+	for name, q := range map[string]url.Values{
+		"unknown client": {"client_id": {"no-such-client"}, "redirect_uri": {redirectURI}, "response_type": {"code"},
+			"scope": {"openid"}, "state": {"<script>alert(1)</script>"}},
+		"no redirect_uri": {"client_id": {f.clientID}, "response_type": {"code"}, "scope": {"openid"}},
+		"no client_id":    {"redirect_uri": {redirectURI}, "response_type": {"code"}, "scope": {"openid"}},
+		"spoofed wording": {"client_id": {"Call 0800 000 000 to unlock your account"}, "redirect_uri": {redirectURI},
+			"response_type": {"code"}, "scope": {"openid"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := b.Get(base + q.Encode())
+			if p.Status != http.StatusBadRequest || p.Header.Get("Location") != "" {
+				t.Fatalf("status %d Location %q, want 400 and no redirect", p.Status, p.Header.Get("Location"))
+			}
+			checkAuthorizeErrorPage(t, p)
+			for _, v := range q {
+				if len(v[0]) > 8 && strings.Contains(p.Body, v[0]) && v[0] != redirectURI {
+					t.Errorf("error page repeats the request's %q", v[0])
+				}
+			}
+			if strings.Contains(p.Body, "0800") {
+				t.Error("error page repeats words from the request")
+			}
+		})
+	}
 }
 
 func TestCodeReplayRevokesTokens(t *testing.T) {

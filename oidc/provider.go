@@ -6,6 +6,7 @@
 package oidc
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -131,10 +132,85 @@ func New(cfg Config, dir directory.Store, eph ephemeral.Store, master *seal.Keyr
 	sessions.OnSessionEnd(func(ctx context.Context, s authn.Session) { st.sessionEnded(ctx, s) })
 	mux := http.NewServeMux()
 	mux.Handle("GET "+loginPath, authn.SecurityHeaders(http.HandlerFunc(pr.login)))
+	mux.Handle(authorizePath, pr.errorPage(p, "authorize request refused", "There is a problem with this sign-in link",
+		"The application sent a sign-in request that Lanyard cannot accept, so you have not been signed in. "+
+			"Go back to the application and try again. If this keeps happening, tell the application’s support team "+
+			"and give them the reference below."))
+	mux.Handle(endSessionPath, pr.errorPage(p, "end session request refused", "There is a problem with this sign-out link",
+		"The application asked Lanyard to sign you out in a way it cannot accept, so you have not been signed out. "+
+			"To sign out of every application, use the sign out page at /logout. If this keeps happening, tell the "+
+			"application’s support team and give them the reference below."))
 	mux.Handle("/", p)
 	pr.handler = mux
 	return pr, nil
 }
+
+// The browser-facing endpoints of zitadel's router (its default paths).
+const (
+	authorizePath  = "/authorize"
+	endSessionPath = "/end_session"
+)
+
+// errorPage answers, with Lanyard's own error page, the requests to a
+// browser-facing endpoint that zitadel refuses without redirecting (an
+// unknown client, a redirect_uri or post_logout_redirect_uri not
+// registered, a malformed request), which it writes as plain text or JSON.
+// The page does not repeat the refusal's wording, which can carry parts of
+// the request, so that no one can put words on Lanyard's page through a
+// link; the wording goes to the log, under the request ID the page shows.
+// Refusals that go back to the application (a redirect with error=) pass
+// through untouched.
+func (p *Provider) errorPage(next http.Handler, logMsg, title, message string) http.Handler {
+	return authn.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		cw := &errorCatcher{ResponseWriter: w}
+		next.ServeHTTP(cw, r)
+		if !cw.caught {
+			return
+		}
+		p.log.InfoContext(r.Context(), logMsg, "status", cw.status,
+			"reason", strings.TrimSpace(cw.body.String()), "client_id", r.FormValue("client_id"))
+		p.sessions.Fail(w, r, cw.status, title, message)
+	}))
+}
+
+// errorCatcher holds back a 4xx response so that a page can replace it;
+// anything else is written through.
+type errorCatcher struct {
+	http.ResponseWriter
+	caught, decided bool
+	status          int
+	body            bytes.Buffer
+}
+
+func (c *errorCatcher) WriteHeader(status int) {
+	if c.decided {
+		return
+	}
+	c.decided = true
+	if status >= 400 && status < 500 {
+		c.caught, c.status = true, status
+		for _, h := range []string{"Content-Type", "X-Content-Type-Options", "Content-Length"} {
+			c.Header().Del(h)
+		}
+		return
+	}
+	c.ResponseWriter.WriteHeader(status)
+}
+
+func (c *errorCatcher) Write(b []byte) (int, error) {
+	if !c.decided {
+		c.WriteHeader(http.StatusOK)
+	}
+	if c.caught {
+		if c.body.Len() < 4096 {
+			c.body.Write(b[:min(len(b), 4096-c.body.Len())])
+		}
+		return len(b), nil
+	}
+	return c.ResponseWriter.Write(b)
+}
+
+func (c *errorCatcher) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // Handler serves discovery, the protocol endpoints and the login glue.
 func (p *Provider) Handler() http.Handler { return p.handler }

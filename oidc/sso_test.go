@@ -1,6 +1,7 @@
 package oidc_test
 
 import (
+	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -75,6 +76,11 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		bad := b.Get(endSession + "?" + url.Values{"id_token_hint": {tok1.Extra("id_token").(string)}, "post_logout_redirect_uri": {"https://evil.example/"}}.Encode())
 		if loc := bad.Header.Get("Location"); strings.HasPrefix(loc, "https://evil.example") {
 			t.Errorf("logout redirected to an unregistered URI %q", loc)
+		}
+		if bad.Status != http.StatusBadRequest || !strings.Contains(bad.Body, "There is a problem with this sign-out link") ||
+			!strings.HasPrefix(bad.Header.Get("Content-Type"), "text/html") {
+			t.Errorf("unregistered post_logout_redirect_uri: %d %q, want 400 and the sign-out error page: %.300s",
+				bad.Status, bad.Header.Get("Content-Type"), bad.Body)
 		}
 		out := b.Get(endSession + "?" + url.Values{"id_token_hint": {tok1.Extra("id_token").(string)}, "post_logout_redirect_uri": {logoutURI}, "state": {"s1"}}.Encode())
 		if loc := out.Header.Get("Location"); !strings.HasPrefix(loc, logoutURI) {
