@@ -33,6 +33,7 @@ type Directory interface {
 	AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error)
 	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error)
 	RevokeRefreshTokensByUser(ctx context.Context, userID, exceptSessionID string, now time.Time) (int, error)
+	InTx(ctx context.Context, fn func(directory.Store) error) error
 }
 
 // Config holds authn's settings.
@@ -111,7 +112,7 @@ func New(cfg Config, dir Directory, eph ephemeral.Store, hasher *password.Hasher
 func (a *Authenticator) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /login", a.showLogin)
-	mux.HandleFunc("POST /login", a.submitLogin)
+	mux.HandleFunc("POST /login", a.batchWrites(a.submitLogin))
 	mux.HandleFunc("GET /logout", a.showLogout)
 	mux.HandleFunc("POST /logout", a.submitLogout)
 	mux.HandleFunc("GET /logged-out", func(w http.ResponseWriter, r *http.Request) {
@@ -247,9 +248,14 @@ func (a *Authenticator) audit(ctx context.Context, r *http.Request, action, user
 		}
 		detail["device"] = deviceName(r.UserAgent())
 	}
-	if _, err := a.dir.AppendAudit(ctx, directory.AuditEvent{
+	ev := directory.AuditEvent{
 		Time: a.now(), Actor: userID, Action: action, Target: userID, IP: clientIP(r), Outcome: outcome, Detail: detail,
-	}); err != nil {
+	}
+	if lw := writesFrom(ctx); lw != nil {
+		lw.audits = append(lw.audits, ev)
+		return
+	}
+	if _, err := a.dir.AppendAudit(ctx, ev); err != nil {
 		a.log.ErrorContext(ctx, "audit append failed", "action", action, "reason", err.Error())
 	}
 }
@@ -490,6 +496,10 @@ func (a *Authenticator) verify(ctx context.Context, u directory.User, pw string)
 		if h, err := a.hasher.Hash(pw); err == nil {
 			cred.Secret = []byte(h)
 		}
+	}
+	if lw := writesFrom(ctx); lw != nil {
+		lw.cred = &cred
+		return true, "", nil
 	}
 	return true, "", a.dir.PutCredential(ctx, cred)
 }

@@ -2,6 +2,7 @@ package authn
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -17,7 +18,13 @@ import (
 )
 
 // fakeDir knows one user, jane@nhs.net.
-type fakeDir struct{ hash string }
+type fakeDir struct {
+	hash string
+	// txs counts InTx calls; failTx makes them fail, as a database that
+	// has gone away would.
+	txs, appends int
+	failTx       bool
+}
 
 func (f *fakeDir) UserByEmail(_ context.Context, email string) (directory.User, error) {
 	if directory.EmailKey(email) != "jane@nhs.net" {
@@ -49,7 +56,30 @@ func (f *fakeDir) AuditEventsFor(context.Context, string, time.Time, int) ([]dir
 	return nil, nil
 }
 func (f *fakeDir) AppendAudit(_ context.Context, ev directory.AuditEvent) (directory.AuditEvent, error) {
+	f.appends++
 	return ev, nil
+}
+
+// InTx runs fn on a store that has only the writes a sign-in gathers;
+// anything else it is asked panics.
+func (f *fakeDir) InTx(ctx context.Context, fn func(directory.Store) error) error {
+	f.txs++
+	if f.failTx {
+		return errors.New("database is locked")
+	}
+	return fn(fakeTx{f: f})
+}
+
+type fakeTx struct {
+	directory.Store
+	f *fakeDir
+}
+
+func (t fakeTx) PutCredential(ctx context.Context, c directory.Credential) error {
+	return t.f.PutCredential(ctx, c)
+}
+func (t fakeTx) AppendAudit(ctx context.Context, ev directory.AuditEvent) (directory.AuditEvent, error) {
+	return t.f.AppendAudit(ctx, ev)
 }
 
 func newTestAuthenticator(t testing.TB) *Authenticator { return newTestAuthenticatorAt(t, time.Now) }
@@ -125,6 +155,55 @@ func TestCeremonySteps(t *testing.T) {
 	}
 	if w := post(a, cookies, base+"&email=jane%40nhs.net&password=correct+horse+battery"); w.Code != http.StatusBadRequest {
 		t.Errorf("finished ceremony reused: %d, want 400", w.Code)
+	}
+}
+
+// TestSignInWritesCommitOnce checks that a password sign-in's directory
+// writes (its audit events, the password's last use) commit in one
+// transaction, and that when that commit fails the browser gets the 503
+// page: no redirect onwards and no session cookie.
+func TestSignInWritesCommitOnce(t *testing.T) {
+	a := newTestAuthenticator(t)
+	f := a.dir.(*fakeDir)
+	cookies, id, csrf := start(t, a)
+	base := "ceremony=" + id + "&csrf_token=" + csrf
+	if w := post(a, cookies, base+"&email=jane%40nhs.net"); w.Code != http.StatusSeeOther {
+		t.Fatalf("identify: %d", w.Code)
+	}
+	f.txs, f.appends = 0, 0
+	w := post(a, cookies, base+"&email=jane%40nhs.net&password=correct+horse+battery")
+	if w.Code != http.StatusSeeOther {
+		t.Fatalf("password: %d", w.Code)
+	}
+	if f.txs != 1 || f.appends == 0 {
+		t.Errorf("sign-in made %d transactions with %d audit events, want 1 with at least one", f.txs, f.appends)
+	}
+
+	cookies, id, csrf = start(t, a)
+	base = "ceremony=" + id + "&csrf_token=" + csrf
+	if w := post(a, cookies, base+"&email=jane%40nhs.net"); w.Code != http.StatusSeeOther {
+		t.Fatalf("identify: %d", w.Code)
+	}
+	f.failTx = true
+	w = post(a, cookies, base+"&email=jane%40nhs.net&password=correct+horse+battery")
+	if w.Code != http.StatusServiceUnavailable || w.Header().Get("Location") != "" {
+		t.Errorf("commit failed: %d to %q, want 503 and no redirect", w.Code, w.Header().Get("Location"))
+	}
+	for _, c := range w.Result().Cookies() {
+		if strings.Contains(c.Name, "session") && c.MaxAge >= 0 {
+			t.Errorf("commit failed, yet session cookie %s set", c.Name)
+		}
+	}
+	if !strings.Contains(w.Body.String(), "Sorry, there is a problem with the service") {
+		t.Errorf("commit failed: page %.300s", w.Body.String())
+	}
+	// A wrong password's audit events are committed too, before the page.
+	f.failTx, f.txs = false, 0
+	cookies, id, csrf = start(t, a)
+	base = "ceremony=" + id + "&csrf_token=" + csrf
+	post(a, cookies, base+"&email=jane%40nhs.net")
+	if w := post(a, cookies, base+"&email=jane%40nhs.net&password=wrong+password"); w.Code != http.StatusUnprocessableEntity || f.txs != 1 {
+		t.Errorf("wrong password: %d with %d transactions, want 422 with 1", w.Code, f.txs)
 	}
 }
 

@@ -198,7 +198,12 @@ func (a *Authenticator) riskSignedIn(ctx context.Context, r *http.Request, c *ce
 		return
 	}
 	u := directory.User{ID: c.UserID}
-	a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Succeeded)
+	if lw := writesFrom(ctx); lw != nil {
+		at := a.ceremonyAttempt(ctx, r, c, u)
+		lw.learn = &at
+	} else {
+		a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Succeeded)
+	}
 	if c.Risk != nil && c.Risk.EventID != "" {
 		if err := a.cfg.RiskDirectory.SetRiskEventOutcome(ctx, c.Risk.EventID, "passed"); err != nil {
 			a.log.ErrorContext(ctx, "risk event outcome", "user_id", c.UserID, "reason", err.Error())

@@ -342,12 +342,7 @@ func (e *Engine) observe1(ctx context.Context, at *Attempt, out Outcome) error {
 		if at.UserID == "" {
 			return nil
 		}
-		p := e.userProfile(ctx, at.UserID)
-		if p == nil {
-			p = &profile{}
-		}
-		p.learn(&o, at.Time, e.cfg.HalfLife, &userCaps)
-		if err := e.store.PutRiskProfile(ctx, directory.RiskProfile{UserID: at.UserID, Data: p.encode(), UpdatedAt: at.Time}); err != nil {
+		if err := e.learnUser(ctx, e.store, at, &o); err != nil {
 			return err
 		}
 		return e.learnPopulation(ctx, at, &o)
@@ -379,11 +374,54 @@ func (e *Engine) observe1(ctx context.Context, at *Attempt, out Outcome) error {
 	return nil
 }
 
+// LearnUser teaches the user's profile a successful sign-in, as Observe
+// does with Succeeded, but reads and writes it through st: a Store bound to
+// the caller's transaction, so that the profile's update commits with the
+// caller's other writes of the sign-in (in one commit rather than one
+// each) and, on SQLite, whose write transactions exclude each other,
+// cannot lose a concurrent update. It returns the store's error, for the
+// caller to roll back or to retry without learning. The caller then calls
+// LearnPopulation, outside the transaction.
+func (e *Engine) LearnUser(ctx context.Context, st Store, at Attempt) error {
+	o := e.observe(&at)
+	return e.learnUser(ctx, st, &at, &o)
+}
+
+// LearnPopulation teaches the user's populations (the organisation and
+// role's, and the national one) a successful sign-in; they are kept in
+// memory and merged into the directory now and then, which is why it must
+// not run inside a transaction. Errors are logged.
+func (e *Engine) LearnPopulation(ctx context.Context, at Attempt) {
+	if at.UserID == "" {
+		return
+	}
+	o := e.observe(&at)
+	if err := e.learnPopulation(ctx, &at, &o); err != nil {
+		e.log.WarnContext(ctx, "risk: learn population", "user_id", at.UserID, "reason", err.Error())
+	}
+}
+
+func (e *Engine) learnUser(ctx context.Context, st Store, at *Attempt, o *observation) error {
+	if at.UserID == "" {
+		return nil
+	}
+	p := e.userProfileIn(ctx, st, at.UserID)
+	if p == nil {
+		p = &profile{}
+	}
+	p.learn(o, at.Time, e.cfg.HalfLife, &userCaps)
+	return st.PutRiskProfile(ctx, directory.RiskProfile{UserID: at.UserID, Data: p.encode(), UpdatedAt: at.Time})
+}
+
 func (e *Engine) userProfile(ctx context.Context, userID string) *profile {
+	return e.userProfileIn(ctx, e.store, userID)
+}
+
+func (e *Engine) userProfileIn(ctx context.Context, st Store, userID string) *profile {
 	if userID == "" {
 		return nil
 	}
-	rp, err := e.store.RiskProfile(ctx, userID)
+	rp, err := st.RiskProfile(ctx, userID)
 	if errors.Is(err, directory.ErrNotFound) {
 		return nil
 	} else if err != nil {

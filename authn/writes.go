@@ -1,0 +1,133 @@
+package authn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/lanyard/lanyard/directory"
+	"github.com/lanyard/lanyard/risk"
+)
+
+// loginWrites gathers the directory writes of one sign-in request (its
+// audit events, the password's last use, the risk engine's lesson from a
+// sign-in that finished) so that they commit together, in one transaction
+// just before the response goes out, rather than in one commit (on SQLite,
+// one fsync) each. Nothing is acknowledged before it is written: the
+// response waits for the commit, and a failed commit answers 503 instead
+// of what the handler meant to say.
+type loginWrites struct {
+	audits []directory.AuditEvent
+	cred   *directory.Credential
+	learn  *risk.Attempt
+}
+
+type writesKey struct{}
+
+func writesFrom(ctx context.Context) *loginWrites {
+	lw, _ := ctx.Value(writesKey{}).(*loginWrites)
+	return lw
+}
+
+// errLearn marks a failure of the risk engine's part of a commit.
+var errLearn = errors.New("risk profile")
+
+// batchWrites runs h with the request's directory writes gathered, and
+// commits them before the first byte of the response.
+func (a *Authenticator) batchWrites(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		lw := &loginWrites{}
+		r = r.WithContext(context.WithValue(r.Context(), writesKey{}, lw))
+		fw := &flushingWriter{ResponseWriter: w, commit: func() error { return a.commitWrites(r.Context(), lw) }, a: a, r: r}
+		h(fw, r)
+		fw.ensure()
+	}
+}
+
+// commitWrites writes what lw gathered in one transaction. Learning is
+// never a reason to refuse a sign-in: when the risk profile's write fails,
+// the rest is committed without it.
+func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error {
+	if lw.cred == nil && len(lw.audits) == 0 && lw.learn == nil {
+		return nil
+	}
+	write := func(learn bool) error {
+		return a.dir.InTx(ctx, func(tx directory.Store) error {
+			if lw.cred != nil {
+				if err := tx.PutCredential(ctx, *lw.cred); err != nil {
+					return err
+				}
+			}
+			for _, ev := range lw.audits {
+				if _, err := tx.AppendAudit(ctx, ev); err != nil {
+					return err
+				}
+			}
+			if learn && lw.learn != nil {
+				if err := a.cfg.Risk.LearnUser(ctx, tx, *lw.learn); err != nil {
+					return fmt.Errorf("%w: %w", errLearn, err)
+				}
+			}
+			return nil
+		})
+	}
+	err := write(true)
+	if errors.Is(err, errLearn) {
+		a.log.WarnContext(ctx, "risk: learn sign-in", "reason", err.Error())
+		err = write(false)
+	}
+	if err != nil {
+		return err
+	}
+	if lw.learn != nil {
+		a.cfg.Risk.LearnPopulation(ctx, *lw.learn)
+	}
+	*lw = loginWrites{}
+	return nil
+}
+
+// flushingWriter commits the request's gathered writes when the handler
+// starts its response. When the commit fails, the response becomes the
+// 503 page: its cookies and redirect are dropped, and what the handler
+// writes after is discarded.
+type flushingWriter struct {
+	http.ResponseWriter
+	commit  func() error
+	a       *Authenticator
+	r       *http.Request
+	started bool
+	failed  bool
+}
+
+func (w *flushingWriter) ensure() {
+	if w.started {
+		return
+	}
+	w.started = true
+	if err := w.commit(); err != nil {
+		w.failed = true
+		h := w.ResponseWriter.Header()
+		for _, k := range []string{"Location", "Set-Cookie", "Content-Type", "Content-Length"} {
+			h.Del(k)
+		}
+		w.a.unavailable(w.ResponseWriter, w.r, fmt.Errorf("commit sign-in writes: %w", err))
+	}
+}
+
+func (w *flushingWriter) WriteHeader(status int) {
+	w.ensure()
+	if !w.failed {
+		w.ResponseWriter.WriteHeader(status)
+	}
+}
+
+func (w *flushingWriter) Write(b []byte) (int, error) {
+	w.ensure()
+	if w.failed {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *flushingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
