@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
@@ -53,9 +54,25 @@ const (
 )
 
 // Hasher hashes with one set of parameters. It is safe for concurrent use.
+//
+// At most as many hashes run at once as the process has CPUs
+// (GOMAXPROCS); the rest wait their turn. Each takes MemoryKiB of memory
+// (19 MiB by default), so without the bound a burst of sign-ins, or
+// someone posting passwords as fast as they can, would take memory without
+// limit (a thousand at once: 19 GB); and more hashes than CPUs finish no
+// sooner in total, they only crowd the CPUs' caches and delay every other
+// request.
 type Hasher struct {
 	p     Params
 	dummy string
+	slots chan struct{}
+}
+
+// run runs one argon2id derivation when a slot is free.
+func (h *Hasher) run(password, salt []byte, p Params, keyLen uint32) []byte {
+	h.slots <- struct{}{}
+	defer func() { <-h.slots }()
+	return argon2.IDKey(password, salt, p.Iterations, p.MemoryKiB, p.Parallelism, keyLen)
 }
 
 // NewHasher returns a Hasher using p; zero SaltLen and KeyLen take the
@@ -77,7 +94,7 @@ func NewHasher(p Params) (*Hasher, error) {
 	case p.SaltLen < 8 || p.SaltLen > maxSaltLen || p.KeyLen < 16 || p.KeyLen > maxKeyLen:
 		return nil, fmt.Errorf("password: salt or key length out of range")
 	}
-	h := &Hasher{p: p}
+	h := &Hasher{p: p, slots: make(chan struct{}, max(runtime.GOMAXPROCS(0), 1))}
 	d, err := h.Hash(rand.Text())
 	if err != nil {
 		return nil, err
@@ -98,7 +115,7 @@ func (h *Hasher) Hash(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	key := argon2.IDKey([]byte(password), salt, h.p.Iterations, h.p.MemoryKiB, h.p.Parallelism, h.p.KeyLen)
+	key := h.run([]byte(password), salt, h.p, h.p.KeyLen)
 	return encode(h.p, salt, key), nil
 }
 
@@ -113,10 +130,10 @@ func (h *Hasher) Verify(encoded, password string) (ok, rehash bool, err error) {
 	}
 	if len(password) > MaxLength {
 		// Spend the same time as a real check, then refuse.
-		argon2.IDKey([]byte(password[:MaxLength]), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
+		h.run([]byte(password[:MaxLength]), salt, p, uint32(len(want)))
 		return false, false, nil
 	}
-	got := argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, uint32(len(want)))
+	got := h.run([]byte(password), salt, p, uint32(len(want)))
 	if subtle.ConstantTimeCompare(got, want) != 1 {
 		return false, false, nil
 	}
