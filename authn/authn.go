@@ -580,6 +580,14 @@ func (a *Authenticator) showLogout(w http.ResponseWriter, r *http.Request) {
 	a.render(w, r, http.StatusOK, templates.LogoutConfirm{Action: "/logout", CSRFToken: sess.CSRF})
 }
 
+// ConfirmLogout shows the "sign out?" page of another endpoint (an
+// RP-initiated logout without an id_token_hint): its form posts the
+// session's CSRF token and hidden to action. clientName, when not empty,
+// names the application that asked.
+func (a *Authenticator) ConfirmLogout(w http.ResponseWriter, r *http.Request, sess Session, action string, hidden []templates.Hidden, clientName string) {
+	a.render(w, r, http.StatusOK, templates.LogoutConfirm{Action: action, CSRFToken: sess.CSRF, Hidden: hidden, ClientName: clientName})
+}
+
 func (a *Authenticator) submitLogout(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxFormBytes)
 	r.ParseForm()

@@ -6,6 +6,7 @@
 package oidc
 
 import (
+	"crypto/subtle"
 	"bytes"
 	"context"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/ephemeral"
 	"github.com/lanyard/lanyard/directory/seal"
+	"github.com/lanyard/lanyard/templates"
 )
 
 const loginPath = "/login/oidc"
@@ -36,6 +38,7 @@ type Sessions interface {
 	OnSessionEnd(h authn.EndedHook)
 	FrontChannelLogout(ctx context.Context, s authn.Session, next string) string
 	Fail(w http.ResponseWriter, r *http.Request, status int, title, message string)
+	ConfirmLogout(w http.ResponseWriter, r *http.Request, sess authn.Session, action string, hidden []templates.Hidden, clientName string)
 }
 
 // Lifetimes of what the provider issues.
@@ -136,7 +139,7 @@ func New(cfg Config, dir directory.Store, eph ephemeral.Store, master *seal.Keyr
 		"The application sent a sign-in request that Lanyard cannot accept, so you have not been signed in. "+
 			"Go back to the application and try again. If this keeps happening, tell the application’s support team "+
 			"and give them the reference below."))
-	mux.Handle(endSessionPath, pr.errorPage(p, "end session request refused", "There is a problem with this sign-out link",
+	mux.Handle(endSessionPath, pr.errorPage(pr.confirmLogout(p), "end session request refused", "There is a problem with this sign-out link",
 		"The application asked Lanyard to sign you out in a way it cannot accept, so you have not been signed out. "+
 			"To sign out of every application, use the sign out page at /logout. If this keeps happening, tell the "+
 			"application’s support team and give them the reference below."))
@@ -171,6 +174,59 @@ func (p *Provider) errorPage(next http.Handler, logMsg, title, message string) h
 			"reason", strings.TrimSpace(cw.body.String()), "client_id", r.FormValue("client_id"))
 		p.sessions.Fail(w, r, cw.status, title, message)
 	}))
+}
+
+// confirmLogout asks the user before an RP-initiated logout that carries
+// no id_token_hint ends their session: without the hint nothing shows that
+// the request comes from an application they signed in to, and a link or
+// an image on any page could otherwise sign them out of everything
+// (OpenID Connect RP-Initiated Logout 1.0, section 6). The confirmation
+// posts the request back with the session's CSRF token. A request with a
+// hint goes to zitadel, which checks it; so does one without a session,
+// which has nothing to end.
+func (p *Provider) confirmLogout(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, authn.MaxFormBytes)
+		if err := r.ParseForm(); err != nil {
+			p.sessions.Fail(w, r, http.StatusBadRequest, "There is a problem with this sign-out link",
+				"Go back to the application you were using and try again.")
+			return
+		}
+		if r.Form.Get("id_token_hint") != "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		sess, ok, err := p.sessions.Current(r)
+		if err != nil {
+			p.unavailable(w, r, err)
+			return
+		}
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if tok := r.PostForm.Get("csrf_token"); tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) == 1 {
+				next.ServeHTTP(w, r)
+				return
+			}
+			p.sessions.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
+			return
+		}
+		var hidden []templates.Hidden
+		for _, k := range []string{"client_id", "post_logout_redirect_uri", "state", "ui_locales", "logout_hint"} {
+			if v := r.Form.Get(k); v != "" {
+				hidden = append(hidden, templates.Hidden{Name: k, Value: v})
+			}
+		}
+		name := ""
+		if id := r.Form.Get("client_id"); id != "" {
+			if c, err := p.storage.dir.Client(r.Context(), id); err == nil {
+				name = c.Name
+			}
+		}
+		p.sessions.ConfirmLogout(w, r, sess, endSessionPath, hidden, name)
+	})
 }
 
 // errorCatcher holds back a 4xx response so that a page can replace it;

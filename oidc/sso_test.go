@@ -95,3 +95,57 @@ func TestSingleSignOnAndLogout(t *testing.T) {
 		}
 	})
 }
+
+// TestLogoutWithoutHintAsksFirst checks RP-initiated logout without an
+// id_token_hint: a plain GET (a link or an image on any page) shows the
+// "sign out?" page and ends nothing; a POST without the session's CSRF
+// token is refused; the confirmation ends the session and goes on to the
+// registered post_logout_redirect_uri with the state.
+func TestLogoutWithoutHintAsksFirst(t *testing.T) {
+	f := newFixture(t, testkit.Options{})
+	rp := f.s.RP(t, f.clientID, f.secret, redirectURI)
+	b := f.s.Browser(t)
+	ar := rp.AuthURL()
+	if _, err := rp.Exchange(ar, login(t, f, b, rp, ar)); err != nil {
+		t.Fatal(err)
+	}
+	endSession := discovery(t, rp)["end_session_endpoint"].(string)
+	signedIn := func() bool {
+		ar := rp.AuthURL(oauth2.SetAuthURLParam("prompt", "none"))
+		_, loc := b.Follow(b.Get(ar.URL), f.s.URL)
+		return loc != nil && loc.Query().Get("code") != ""
+	}
+
+	q := url.Values{"client_id": {f.clientID}, "post_logout_redirect_uri": {logoutURI}, "state": {"s2"}}
+	ask := b.Get(endSession + "?" + q.Encode())
+	if ask.Status != http.StatusOK || ask.Header.Get("Location") != "" || !strings.Contains(ask.Body, `name="csrf_token"`) {
+		t.Fatalf("logout without id_token_hint: %d Location %q, want the confirmation page: %.400s", ask.Status, ask.Header.Get("Location"), ask.Body)
+	}
+	if csp := ask.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("confirmation page CSP %q", csp)
+	}
+	if !signedIn() {
+		t.Fatal("asking ended the session")
+	}
+
+	forged := b.Post(endSession, url.Values{"client_id": {f.clientID}, "post_logout_redirect_uri": {logoutURI}, "csrf_token": {"forged"}})
+	if forged.Status != http.StatusForbidden || forged.Header.Get("Location") != "" {
+		t.Errorf("logout POST with a forged CSRF token: %d Location %q, want 403", forged.Status, forged.Header.Get("Location"))
+	}
+	if !signedIn() {
+		t.Fatal("a forged confirmation ended the session")
+	}
+
+	out := b.Submit(ask, "csrf_token", nil)
+	loc, err := url.Parse(out.Header.Get("Location"))
+	if err != nil || !strings.HasPrefix(loc.String(), logoutURI) || loc.Query().Get("state") != "s2" {
+		t.Fatalf("confirmed logout: %d Location %q, want %s with state s2", out.Status, out.Header.Get("Location"), logoutURI)
+	}
+	if signedIn() {
+		t.Error("confirmed logout left the session alive")
+	}
+	// Without a session there is nothing to confirm.
+	if p := b.Get(endSession); p.Status != http.StatusFound && p.Status != http.StatusSeeOther {
+		t.Errorf("logout without a session: %d, want a redirect", p.Status)
+	}
+}
