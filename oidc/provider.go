@@ -6,9 +6,9 @@
 package oidc
 
 import (
-	"crypto/subtle"
 	"bytes"
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/http"
