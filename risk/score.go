@@ -75,7 +75,11 @@ func score(u, pop *profile, o *observation, t time.Time, fails, spray int64) sco
 	skip := [nFeatures]bool{}
 	anonKnown := false
 	if o.anon {
-		skip[fCountry], skip[fCity] = true, true // a VPN's exit says nothing of the user's place
+		// A VPN's exit says nothing of the user's place, and its operator
+		// is the anonymiser term's to judge (counted there unless the user
+		// uses it already), not a network operator new to the user twice
+		// over.
+		skip[fCountry], skip[fCity], skip[fASN] = true, true, true
 		// The user's own VPN or relay: its operator is known to them.
 		anonKnown = o.has[fASN] && u.weight(fASN, o.keys[fASN]) >= 1
 	}
