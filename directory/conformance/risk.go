@@ -23,6 +23,7 @@ var riskTests = []struct {
 }{
 	{"RiskProfileRoundTrip", testRiskProfile},
 	{"RiskProfileErrors", testRiskProfileErrors},
+	{"RiskProfileUpdateInTxNotLost", testRiskProfileUpdateInTx},
 	{"RiskPopulationRoundTrip", testRiskPopulation},
 	{"RiskEventAppendList", testRiskEvents},
 	{"RiskEventErrors", testRiskEventErrors},
@@ -386,5 +387,48 @@ func testUsersWithRole(t *testing.T, s directory.Store) {
 				t.Errorf("UsersWithRole(%s, %s): user %s without email", c.org, c.role, u.ID)
 			}
 		}
+	}
+}
+
+// testRiskProfileUpdateInTx checks that a profile read inside a
+// transaction, to be written back, holds off a second transaction's read
+// until the first commits, so that neither update is lost: the first reads
+// and waits a moment before writing, while the second starts its own read.
+func testRiskProfileUpdateInTx(t *testing.T, s directory.Store) {
+	ctx := t.Context()
+	riskFixture(t, s)
+	if err := s.PutRiskProfile(ctx, directory.RiskProfile{UserID: "user-1", Data: []byte("a"), UpdatedAt: base}); err != nil {
+		t.Fatal(err)
+	}
+	appendByte := func(c byte, read chan<- struct{}, hold time.Duration) error {
+		return s.InTx(ctx, func(tx directory.Store) error {
+			p, err := tx.RiskProfile(ctx, "user-1")
+			if err != nil {
+				return err
+			}
+			if read != nil {
+				close(read)
+			}
+			time.Sleep(hold)
+			p.Data = append(p.Data, c)
+			return tx.PutRiskProfile(ctx, p)
+		})
+	}
+	read := make(chan struct{})
+	errs := make(chan error, 2)
+	go func() { errs <- appendByte('b', read, 300*time.Millisecond) }()
+	<-read
+	go func() { errs <- appendByte('c', nil, 0) }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := s.RiskProfile(ctx, "user-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got.Data) != "abc" {
+		t.Errorf("profile after two concurrent updates %q, want %q (an update was lost)", got.Data, "abc")
 	}
 }

@@ -31,7 +31,13 @@ func checkProfileData(data []byte) error {
 func (s *Store) RiskProfile(ctx context.Context, userID string) (directory.RiskProfile, error) {
 	p := directory.RiskProfile{UserID: userID}
 	var updated int64
-	err := s.queryRow(ctx, `SELECT data, updated_at FROM risk_profiles WHERE user_id = ?`, userID).Scan(&p.Data, &updated)
+	q := `SELECT data, updated_at FROM risk_profiles WHERE user_id = ?`
+	if s.tx != nil {
+		// Read inside a transaction to be written back: lock the row, so
+		// that a concurrent sign-in's update waits rather than being lost.
+		q += s.d.forUpdate
+	}
+	err := s.queryRow(ctx, q, userID).Scan(&p.Data, &updated)
 	if errors.Is(err, sql.ErrNoRows) {
 		return directory.RiskProfile{}, fmt.Errorf("risk profile of user %q: %w", userID, directory.ErrNotFound)
 	} else if err != nil {
