@@ -2,6 +2,7 @@ package oidc_test
 
 import (
 	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"github.com/lanyard/lanyard/oidc"
 	"github.com/lanyard/lanyard/testkit"
 )
 
@@ -320,4 +322,82 @@ func TestRedisOutageMidFlow(t *testing.T) {
 	if _, err := rp.Exchange(ar, login(t, f, f.s.Browser(t), rp, ar)); err != nil {
 		t.Errorf("login after Redis came back: %v", err)
 	}
+}
+
+// TestConcurrentRefreshIsReuse presents one refresh token in many token
+// requests at once, on both backends. The rotation commits while the ID
+// token is signed, and the response waits for it: at most one request may
+// get new tokens, every other one gets invalid_grant (never a server error,
+// never tokens), the race counts as reuse (the family is revoked, so even
+// the winner's refresh token stops working), and no access token handed
+// out to a loser works.
+func TestConcurrentRefreshIsReuse(t *testing.T) {
+	t.Run("overlap when a core is free", func(t *testing.T) { concurrentRefresh(t) })
+	t.Run("overlap always", func(t *testing.T) {
+		oidc.AlwaysOverlap(t)
+		concurrentRefresh(t)
+	})
+}
+
+func concurrentRefresh(t *testing.T) {
+	each(t, func(t *testing.T, opt testkit.Options) {
+		f := newFixture(t, opt)
+		rp := f.s.RP(t, f.clientID, f.secret, redirectURI)
+		ar := rp.AuthURL()
+		tok, err := rp.Exchange(ar, login(t, f, f.s.Browser(t), rp, ar))
+		if err != nil {
+			t.Fatal(err)
+		}
+		const n = 8
+		hc := f.s.Client(t)
+		type answer struct {
+			status int
+			body   map[string]any
+		}
+		answers := make(chan answer, n)
+		start := make(chan struct{})
+		for range n {
+			go func() {
+				<-start
+				req, _ := http.NewRequest(http.MethodPost, rp.OAuth2.Endpoint.TokenURL,
+					strings.NewReader(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok.RefreshToken}}.Encode()))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.SetBasicAuth(url.QueryEscape(f.clientID), url.QueryEscape(f.secret))
+				resp, err := hc.Do(req)
+				if err != nil {
+					t.Error(err)
+					answers <- answer{status: -1}
+					return
+				}
+				defer resp.Body.Close()
+				var body map[string]any
+				json.NewDecoder(resp.Body).Decode(&body)
+				answers <- answer{resp.StatusCode, body}
+			}()
+		}
+		close(start)
+		var won []map[string]any
+		for range n {
+			a := <-answers
+			switch {
+			case a.status == http.StatusOK:
+				won = append(won, a.body)
+			case a.status == http.StatusBadRequest && a.body["error"] == "invalid_grant" && a.body["access_token"] == nil:
+			default:
+				t.Errorf("concurrent refresh answered %d %v, want 200 or 400 invalid_grant", a.status, a.body)
+			}
+		}
+		if len(won) > 1 {
+			t.Fatalf("%d concurrent uses of one refresh token got new tokens, want at most 1", len(won))
+		}
+		if len(won) == 1 {
+			rt, _ := won[0]["refresh_token"].(string)
+			if _, err := rp.OAuth2.TokenSource(rp.Ctx, &oauth2.Token{RefreshToken: rt}).Token(); err == nil {
+				t.Error("after a reuse race the winner's refresh token still works; the family should be revoked")
+			}
+		}
+		if !auditHas(t, f, "oidc.refresh_token_reuse") {
+			t.Error("the reuse race is not in the audit log")
+		}
+	})
 }

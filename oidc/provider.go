@@ -143,6 +143,7 @@ func New(cfg Config, dir directory.Store, eph ephemeral.Store, master *seal.Keyr
 		"The application asked Lanyard to sign you out in a way it cannot accept, so you have not been signed out. "+
 			"To sign out of every application, use the sign out page at /logout. If this keeps happening, tell the "+
 			"application’s support team and give them the reference below."))
+	mux.Handle("POST "+tokenPath, awaitCommit(p, log))
 	mux.Handle("/", p)
 	pr.handler = mux
 	return pr, nil
@@ -152,6 +153,7 @@ func New(cfg Config, dir directory.Store, eph ephemeral.Store, master *seal.Keyr
 const (
 	authorizePath  = "/authorize"
 	endSessionPath = "/end_session"
+	tokenPath      = "/oauth/token"
 )
 
 // errorPage answers, with Lanyard's own error page, the requests to a

@@ -233,16 +233,28 @@ func (s *storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 		next := old
 		next.ID, next.TokenHash, next.Scopes = directory.NewID(), directory.HashToken(value), r.scopes
 		next.CreatedAt, next.ExpiresAt, next.RotatedAt, next.RevokedAt = now, now.Add(s.lt.RefreshToken), time.Time{}, time.Time{}
-		err := s.dir.RotateRefreshToken(ctx, old.ID, next, now)
-		if errors.Is(err, directory.ErrConflict) {
-			// Lost a race with another use of the same token: that is reuse.
-			s.reuse(ctx, old)
-			return "", "", time.Time{}, zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
-		} else if err != nil {
-			return "", "", time.Time{}, fmt.Errorf("rotate refresh token: %w", err)
-		}
 		id, exp, err := s.newAccessToken(ctx, r, old.ClientID, old.FamilyID, old.SessionID)
-		return id, value, exp, err
+		if err != nil {
+			return "", "", time.Time{}, err
+		}
+		rotate := func(ctx context.Context) error {
+			err := s.dir.RotateRefreshToken(ctx, old.ID, next, now)
+			if errors.Is(err, directory.ErrConflict) {
+				// Lost a race with another use of the same token: that is reuse.
+				s.reuse(ctx, old)
+				return zoidc.ErrInvalidGrant().WithDescription("refresh token already used")
+			} else if err != nil {
+				return fmt.Errorf("rotate refresh token: %w", err)
+			}
+			return nil
+		}
+		undo := func(ctx context.Context) { s.eph.Delete(ctx, keyAccessToken+id) }
+		// The rotation commits while zitadel signs the ID token (see
+		// commit.go); the response waits for it.
+		if err := commitAsync(ctx, rotate, undo); err != nil {
+			return "", "", time.Time{}, err
+		}
+		return id, value, exp, nil
 	}
 	return "", "", time.Time{}, fmt.Errorf("unsupported token request %T", req)
 }
