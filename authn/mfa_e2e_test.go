@@ -2,6 +2,7 @@ package authn_test
 
 import (
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -251,5 +252,82 @@ func TestOrganisationRequiresMFAAndNewRecoveryCodes(t *testing.T) {
 	}
 	if got := useRecovery(second[1][1]); got != http.StatusSeeOther {
 		t.Errorf("a new recovery code: %d, want 303", got)
+	}
+}
+
+// TestRemoveAuthenticatorApp: a member of staff removes their own
+// authenticator app from the security keys page. A forged form and a stale
+// sign-in remove nothing; a fresh one removes it, emails the user and is
+// audited; and an administrator, who must use MFA, is then asked to set up
+// a second factor again at the next sign-in.
+func TestRemoveAuthenticatorApp(t *testing.T) {
+	f := newAdminFixture(t)
+	b := f.s.Browser(t)
+	ar := f.rp.AuthURL()
+	p, _ := b.Follow(b.Get(ar.URL), f.s.URL)
+	p, _ = b.Follow(b.SignIn(p, email, firstPass), f.s.URL)
+	m := secretRE.FindStringSubmatch(p.Body)
+	if m == nil {
+		t.Fatalf("no enrolment page:\n%.1500s", p.Body)
+	}
+	secret := strings.ReplaceAll(m[1], " ", "")
+	codes := b.Submit(p, `name="code"`, map[string]string{"code": code(t, secret, f.clock.Now())})
+	f.finishAtRP(t, b, b.Submit(codes, `name="saved_codes"`, nil), ar, "otp", "mfa")
+	f.sink.Wait(t, 1) // "an authenticator app was added"
+	apps := func() int {
+		creds, err := f.s.Directory.Credentials(t.Context(), f.userID, directory.CredentialTOTP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(creds)
+	}
+
+	page := b.Get(f.s.URL + "/account/security-keys")
+	if !strings.Contains(page.Body, "Remove the authenticator app") {
+		t.Fatalf("security keys page does not offer to remove the app:\n%.2000s", page.Body)
+	}
+	forged := b.Post(f.s.URL+"/account/authenticator-app/remove", url.Values{"csrf_token": {"forged"}, "remove_app": {"1"}})
+	if forged.Status != http.StatusForbidden || apps() != 1 {
+		t.Errorf("forged removal: %d, %d apps left, want 403 and 1", forged.Status, apps())
+	}
+
+	// Ten minutes after signing in, removing asks for a new sign-in first.
+	f.clock.Advance(11 * time.Minute)
+	stale := b.Submit(page, `name="remove_app"`, nil)
+	if loc := stale.Header.Get("Location"); stale.Status/100 != 3 || !strings.HasPrefix(loc, "/login") || apps() != 1 {
+		t.Errorf("stale sign-in: %d to %q with %d apps, want a redirect to sign in and the app kept", stale.Status, loc, apps())
+	}
+
+	// After signing in again (password and code), it goes.
+	ar = f.rp.AuthURL(oauth2.SetAuthURLParam("prompt", "login"))
+	p, _ = b.Follow(b.Get(ar.URL), f.s.URL)
+	p, _ = b.Follow(b.SignIn(p, email, firstPass), f.s.URL)
+	f.finishAtRP(t, b, b.Submit(p, `name="code"`, map[string]string{"code": code(t, secret, f.clock.Now())}), ar, "otp", "mfa")
+	page = b.Get(f.s.URL + "/account/security-keys")
+	done := b.Submit(page, `name="remove_app"`, nil)
+	if done.Status != http.StatusSeeOther || done.Header.Get("Location") != "/account/security-keys" || apps() != 0 {
+		t.Fatalf("removal: %d to %q with %d apps left, want 303 back to the page and none", done.Status, done.Header.Get("Location"), apps())
+	}
+	if after := b.Get(f.s.URL + "/account/security-keys"); strings.Contains(after.Body, "Remove the authenticator app") {
+		t.Error("the page still offers the removed app")
+	}
+	if mails := f.sink.Wait(t, 2); !strings.Contains(mails[1].Data, "authenticator app was removed") {
+		t.Errorf("no email about the removal:\n%s", mails[1].Data)
+	}
+	evs, err := f.s.Directory.AuditEventsFor(t.Context(), f.userID, f.clock.Now().Add(-time.Hour), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(evs, func(e directory.AuditEvent) bool { return e.Action == "mfa.remove" && e.Detail["method"] == "totp" }) {
+		t.Error("no mfa.remove of the app in the audit log")
+	}
+
+	// An administrator must still use a second factor: set one up again.
+	ar = f.rp.AuthURL()
+	b2 := f.s.Browser(t)
+	p, _ = b2.Follow(b2.Get(ar.URL), f.s.URL)
+	p, loc := b2.Follow(b2.SignIn(p, email, firstPass), f.s.URL)
+	if loc != nil || !strings.Contains(p.Body, "Set up an authenticator app") {
+		t.Errorf("administrator without a second factor reached %v instead of enrolment", loc)
 	}
 }

@@ -81,6 +81,7 @@ func (a *Authenticator) webauthnRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("POST /account/security-keys/begin", a.beginAccountKey)
 	mux.HandleFunc("POST /account/security-keys/finish", a.finishAccountKey)
 	mux.HandleFunc("POST /account/security-keys/remove", a.removeAccountKey)
+	mux.HandleFunc("POST "+authenticatorAppRemovePath, a.removeAuthenticatorApp)
 }
 
 // AttestationPreferences are the values Config.Attestation may take, for
@@ -737,6 +738,14 @@ func (a *Authenticator) renderSecurityKeys(w http.ResponseWriter, r *http.Reques
 	}
 	page := templates.SecurityKeys{CSRFToken: sess.CSRF, BeginURL: securityKeysPath + "/begin", AddAction: securityKeysPath + "/finish",
 		RemoveAction: securityKeysPath + "/remove", Name: name, BackURL: "/account", Errors: errs}
+	apps, err := a.dir.Credentials(r.Context(), u.ID, directory.CredentialTOTP)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	if len(apps) > 0 {
+		page.App = &templates.AuthenticatorApp{Added: apps[0].CreatedAt.UTC().Format("2 Jan 2006"), RemoveAction: authenticatorAppRemovePath}
+	}
 	for _, k := range wu.keys {
 		used := "Never"
 		if !k.rec.LastUsedAt.IsZero() {
@@ -895,5 +904,43 @@ func (a *Authenticator) removeAccountKey(w http.ResponseWriter, r *http.Request)
 			"It can no longer be used to sign in.\n\n"+
 			"If you did not do this, change your password at %s/account/password and tell your organisation's administrator straight away.\n",
 			u.Name(), strings.ToLower(k.kind()), k.rec.Name, u.Email, a.now().UTC().Format("2 January 2006 at 15:04 MST"), clientIP(r), a.cfg.Issuer))
+	http.Redirect(w, r, securityKeysPath, http.StatusSeeOther)
+}
+
+const authenticatorAppRemovePath = "/account/authenticator-app/remove"
+
+// removeAuthenticatorApp removes the signed-in user's authenticator app,
+// after a recent sign-in, as removeAccountKey does a key. Someone whose
+// organisation or role needs a second factor is asked to set one up at
+// their next sign-in without one.
+func (a *Authenticator) removeAuthenticatorApp(w http.ResponseWriter, r *http.Request) {
+	sess, u, ok := a.accountSession(w, r, false)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if a.now().Sub(sess.AuthTime) > freshAuth {
+		a.StartLogin(w, r, LoginOptions{Return: securityKeysPath, LoginHint: u.Email})
+		return
+	}
+	apps, err := a.dir.Credentials(ctx, u.ID, directory.CredentialTOTP)
+	if err != nil {
+		a.unavailable(w, r, err)
+		return
+	}
+	for _, c := range apps {
+		if err := a.dir.DeleteCredential(ctx, u.ID, c.ID); err != nil && !errors.Is(err, directory.ErrNotFound) {
+			a.unavailable(w, r, err)
+			return
+		}
+	}
+	if len(apps) > 0 {
+		a.audit(ctx, r, "mfa.remove", u.ID, directory.OutcomeSuccess, map[string]string{"method": "totp"})
+		a.notify(ctx, u, "An authenticator app was removed from your NHS directory account",
+			fmt.Sprintf("Hello %s,\n\nThe authenticator app was removed from your NHS directory account (%s) on %s from the address %s. "+
+				"Its codes can no longer be used to sign in.\n\n"+
+				"If you did not do this, change your password at %s/account/password and tell your organisation's administrator straight away.\n",
+				u.Name(), u.Email, a.now().UTC().Format("2 January 2006 at 15:04 MST"), clientIP(r), a.cfg.Issuer))
+	}
 	http.Redirect(w, r, securityKeysPath, http.StatusSeeOther)
 }

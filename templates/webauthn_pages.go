@@ -22,6 +22,15 @@ type SecurityKeys struct {
 	Name         string // prefilled into the name input
 	BackURL      string // "Back to your account"
 	Errors       []FieldError
+	// App is the user's authenticator app (TOTP), nil when they have none.
+	App *AuthenticatorApp
+}
+
+// AuthenticatorApp is the user's authenticator app, with the form that
+// removes it: it posts csrf_token and remove_app to RemoveAction.
+type AuthenticatorApp struct {
+	Added        string
+	RemoveAction string
 }
 
 // SecurityKey is one registered security key or passkey, with its dates
