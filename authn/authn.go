@@ -34,6 +34,7 @@ type Directory interface {
 	AuditEventsFor(ctx context.Context, target string, since time.Time, limit int) ([]directory.AuditEvent, error)
 	RevokeRefreshTokensByUser(ctx context.Context, userID, exceptSessionID string, now time.Time) (int, error)
 	InTx(ctx context.Context, fn func(directory.Store) error) error
+	AccountUnlockedAt(ctx context.Context, account string) (time.Time, error)
 }
 
 // Config holds authn's settings.

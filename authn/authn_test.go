@@ -24,6 +24,12 @@ type fakeDir struct {
 	// has gone away would.
 	txs, appends int
 	failTx       bool
+	// unlockedAt is an administrator's unlock recorded in the directory.
+	unlockedAt time.Time
+}
+
+func (f *fakeDir) AccountUnlockedAt(context.Context, string) (time.Time, error) {
+	return f.unlockedAt, nil
 }
 
 func (f *fakeDir) UserByEmail(_ context.Context, email string) (directory.User, error) {

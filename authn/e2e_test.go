@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lanyard/lanyard/authn"
 	"github.com/lanyard/lanyard/authn/breached"
 	"github.com/lanyard/lanyard/cmd/idp/server"
 	"github.com/lanyard/lanyard/directory"
@@ -306,5 +307,31 @@ func TestAccountPageAndOrganisationPolicy(t *testing.T) {
 	}
 	if p := change(t, b, f, firstPass, "harbour1"); !strings.Contains(p.Body, "at least 10 characters") {
 		t.Errorf("an organisation weakened the national minimum: %q", errorMessages(p.Body))
+	}
+}
+
+// TestUnlockRecordedInTheDirectory locks an account on a server whose
+// lockout state lives in its own memory (SQLite and the in-process store),
+// then unlocks it as `idp admin user unlock` does from another process, by
+// recording the unlock in the directory: the next sign-in gets in.
+func TestUnlockRecordedInTheDirectory(t *testing.T) {
+	f := newFixture(t)
+	b := f.s.Browser(t)
+	try := func(pw string) testkit.Page {
+		p, _ := b.Follow(b.Get(f.s.URL+"/account"), f.s.URL)
+		p, _ = b.Follow(b.SignIn(p, email, pw), f.s.URL)
+		return p
+	}
+	for i := range authn.DefaultLockout.Threshold {
+		try(fmt.Sprintf("wrong guess number %d", i))
+	}
+	if p := try(firstPass); !strings.Contains(p.Body, "too many attempts") {
+		t.Fatalf("not locked after %d wrong passwords:\n%.1000s", authn.DefaultLockout.Threshold, p.Body)
+	}
+	if err := authn.UnlockInDirectory(t.Context(), f.s.Directory, email, f.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if p := try(firstPass); p.URL.Path != "/account" || !strings.Contains(p.Body, "<title>Your account") {
+		t.Errorf("still locked after the unlock was recorded: %d %s\n%.3000s", p.Status, p.URL, p.Body)
 	}
 }

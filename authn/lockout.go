@@ -119,9 +119,50 @@ func (a *Authenticator) class(ctx context.Context, userID string, at attempt) (s
 	return "unfamiliar", nil
 }
 
+// generation names the account's current lockout generation: its locks
+// and failure counts are kept under it, so a new generation lifts them all.
+// It moves on with an unlock in the ephemeral store (a password reset, or
+// an unlock by this process) and with an administrator's unlock recorded
+// in the directory, which reaches every server, even one whose lockout
+// state lives in its own memory (idp admin user unlock without Redis).
+// A sign-in request reads it once.
 func (a *Authenticator) generation(ctx context.Context, account string) (string, error) {
+	lw := writesFrom(ctx)
+	if g, ok := lw.gen(account); ok {
+		return g, nil
+	}
 	n, err := a.eph.Count(ctx, keyLockGen+account, a.now())
-	return strconv.FormatInt(n, 10), err
+	if err != nil {
+		return "", err
+	}
+	at, err := a.dir.AccountUnlockedAt(ctx, account)
+	if err != nil {
+		return "", err
+	}
+	g := strconv.FormatInt(n, 10)
+	if !at.IsZero() {
+		g += "." + strconv.FormatInt(at.UnixMicro(), 10)
+	}
+	lw.setGen(account, g)
+	return g, nil
+}
+
+func (lw *loginWrites) gen(account string) (string, bool) {
+	if lw == nil {
+		return "", false
+	}
+	g, ok := lw.gens[account]
+	return g, ok
+}
+
+func (lw *loginWrites) setGen(account, g string) {
+	if lw == nil {
+		return
+	}
+	if lw.gens == nil {
+		lw.gens = map[string]string{}
+	}
+	lw.gens[account] = g
 }
 
 // lockedUntil reports whether the attempt's class or address is locked.
@@ -229,8 +270,21 @@ func (a *Authenticator) Unlock(ctx context.Context, email string) error {
 	return UnlockAccount(ctx, a.eph, email, a.now())
 }
 
+// UnlockInDirectory is an administrator's unlock from another process
+// (the admin command line): recorded in the directory, it lifts the
+// account's locks on every server at their next attempt, whether their
+// lockout state is in Redis or in their own memory.
+func UnlockInDirectory(ctx context.Context, dir interface {
+	UnlockAccount(ctx context.Context, account string, at time.Time) error
+}, email string, now time.Time) error {
+	if err := dir.UnlockAccount(ctx, accountKey(email), now); err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	return nil
+}
+
 // UnlockAccount is Unlock for tools that hold the ephemeral store but no
-// Authenticator (the admin command line, on Redis).
+// Authenticator.
 func UnlockAccount(ctx context.Context, eph ephemeral.Store, email string, now time.Time) error {
 	if _, err := eph.Incr(ctx, keyLockGen+accountKey(email), 1, now.Add(10*365*24*time.Hour), now); err != nil {
 		return fmt.Errorf("unlock: %w", err)

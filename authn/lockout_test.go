@@ -100,6 +100,20 @@ func TestLockoutSparesFamiliarPlaces(t *testing.T) {
 	if !ok(attacker.signIn(t, "jane@nhs.net", goodPassword)) {
 		t.Error("still locked after Unlock")
 	}
+
+	// So does an unlock recorded in the directory by another process (idp
+	// admin user unlock), though this server's lockout state is in its own
+	// memory.
+	for range a.cfg.Lockout.Threshold {
+		attacker.signIn(t, "jane@nhs.net", "guessing again")
+	}
+	if !locked(attacker.signIn(t, "jane@nhs.net", goodPassword)) {
+		t.Fatal("not locked again")
+	}
+	a.dir.(*fakeDir).unlockedAt = clock.Now()
+	if !ok(attacker.signIn(t, "jane@nhs.net", goodPassword)) {
+		t.Error("still locked after an unlock recorded in the directory")
+	}
 }
 
 func TestLockoutTreatsUnknownAccountsAlike(t *testing.T) {

@@ -21,6 +21,8 @@ type loginWrites struct {
 	audits []directory.AuditEvent
 	cred   *directory.Credential
 	learn  *risk.Attempt
+	// gens memoises lockout generations for the request (see generation).
+	gens map[string]string
 }
 
 type writesKey struct{}
@@ -83,7 +85,7 @@ func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error
 	if lw.learn != nil {
 		a.cfg.Risk.LearnPopulation(ctx, *lw.learn)
 	}
-	*lw = loginWrites{}
+	lw.audits, lw.cred, lw.learn = nil, nil, nil
 	return nil
 }
 

@@ -173,6 +173,13 @@ type Store interface {
 	// PutRiskPolicy replaces the organisation's risk thresholds; ErrNotFound
 	// when the organisation does not exist, ErrInvalid for a negative value.
 	PutRiskPolicy(ctx context.Context, orgID string, p RiskPolicy) error
+	// AccountUnlockedAt returns when an administrator last unlocked the
+	// account with key account (a hash of its email, opaque here), or the
+	// zero time when never.
+	AccountUnlockedAt(ctx context.Context, account string) (time.Time, error)
+	// UnlockAccount records an administrator's unlock of the account at at;
+	// an earlier time than the one recorded leaves it unchanged.
+	UnlockAccount(ctx context.Context, account string, at time.Time) error
 	// UsersWithRole returns the users of the organisation holding role,
 	// ordered by ID (empty, not ErrNotFound, when there are none).
 	UsersWithRole(ctx context.Context, orgID string, role Role) ([]User, error)

@@ -451,23 +451,27 @@ func (e env) adminUserUnlock(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Redis == "" {
-		return usageErr("admin user unlock: lockouts are kept in the server's memory when redis is not set; " +
-			"they end by themselves (at most an hour), and a password reset ends them at once")
-	}
-	eph, err := eredis.New(ctx, cfg.Redis, "")
-	if err != nil {
-		return err
-	}
-	defer eph.Close()
-	if err := authn.UnlockAccount(ctx, eph, *email, time.Now()); err != nil {
-		return err
-	}
 	st, _, err := server.OpenDirectory(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Recorded in the directory, the unlock reaches every server at its
+	// next attempt, with lockout state in Redis or in its own memory.
+	now := time.Now()
+	if err := authn.UnlockInDirectory(ctx, st, *email, now); err != nil {
+		return err
+	}
+	if cfg.Redis != "" {
+		eph, err := eredis.New(ctx, cfg.Redis, "")
+		if err != nil {
+			return err
+		}
+		defer eph.Close()
+		if err := authn.UnlockAccount(ctx, eph, *email, now); err != nil {
+			return err
+		}
+	}
 	if _, err := st.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "user.unlock",
 		Target: directory.EmailKey(*email), Outcome: directory.OutcomeSuccess}); err != nil {
 		return err

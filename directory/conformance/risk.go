@@ -24,6 +24,7 @@ var riskTests = []struct {
 	{"RiskProfileRoundTrip", testRiskProfile},
 	{"RiskProfileErrors", testRiskProfileErrors},
 	{"RiskProfileUpdateInTxNotLost", testRiskProfileUpdateInTx},
+	{"AccountUnlock", testAccountUnlock},
 	{"RiskPopulationRoundTrip", testRiskPopulation},
 	{"RiskEventAppendList", testRiskEvents},
 	{"RiskEventErrors", testRiskEventErrors},
@@ -430,5 +431,44 @@ func testRiskProfileUpdateInTx(t *testing.T, s directory.Store) {
 	}
 	if string(got.Data) != "abc" {
 		t.Errorf("profile after two concurrent updates %q, want %q (an update was lost)", got.Data, "abc")
+	}
+}
+
+// testAccountUnlock checks the record of administrators' unlocks: none at
+// first, the time given after an unlock (to the microsecond), a later
+// unlock moving it on and an earlier one leaving it, accounts apart, and
+// empty values refused.
+func testAccountUnlock(t *testing.T, s directory.Store) {
+	ctx := t.Context()
+	if at, err := s.AccountUnlockedAt(ctx, "acct-1"); err != nil || !at.IsZero() {
+		t.Fatalf("before any unlock: %v, %v; want the zero time", at, err)
+	}
+	t1 := base.Add(1500 * time.Nanosecond)
+	if err := s.UnlockAccount(ctx, "acct-1", t1); err != nil {
+		t.Fatal(err)
+	}
+	if at, err := s.AccountUnlockedAt(ctx, "acct-1"); err != nil || !at.Equal(t1.Truncate(time.Microsecond)) {
+		t.Errorf("after an unlock: %v, %v; want %v", at, err, t1.Truncate(time.Microsecond))
+	}
+	t2 := t1.Add(time.Hour)
+	if err := s.UnlockAccount(ctx, "acct-1", t2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UnlockAccount(ctx, "acct-1", t1.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if at, _ := s.AccountUnlockedAt(ctx, "acct-1"); !at.Equal(t2.Truncate(time.Microsecond)) {
+		t.Errorf("after a later and an earlier unlock: %v, want the later %v", at, t2.Truncate(time.Microsecond))
+	}
+	if at, _ := s.AccountUnlockedAt(ctx, "acct-2"); !at.IsZero() {
+		t.Errorf("another account: %v, want the zero time", at)
+	}
+	for _, c := range []struct {
+		account string
+		at      time.Time
+	}{{"", t1}, {"acct-3", time.Time{}}} {
+		if err := s.UnlockAccount(ctx, c.account, c.at); !errors.Is(err, directory.ErrInvalid) {
+			t.Errorf("UnlockAccount(%q, %v): %v, want ErrInvalid", c.account, c.at, err)
+		}
 	}
 }

@@ -330,3 +330,32 @@ func (s *Store) UsersWithRole(ctx context.Context, orgID string, role directory.
 	}
 	return users, nil
 }
+
+// AccountUnlockedAt returns when the account was last unlocked by an
+// administrator, or the zero time.
+func (s *Store) AccountUnlockedAt(ctx context.Context, account string) (time.Time, error) {
+	var at int64
+	err := s.queryRow(ctx, `SELECT unlocked_at FROM account_unlocks WHERE account = ?`, account).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	} else if err != nil {
+		return time.Time{}, fmt.Errorf("read unlock of account: %w", err)
+	}
+	return fromMicros(at), nil
+}
+
+// UnlockAccount records an administrator's unlock at at, keeping the later
+// of it and the one recorded. Errors wrap directory.ErrInvalid for an empty
+// account or a zero time.
+func (s *Store) UnlockAccount(ctx context.Context, account string, at time.Time) error {
+	if account == "" || at.IsZero() {
+		return fmt.Errorf("unlock account: %w: account and time must be set", directory.ErrInvalid)
+	}
+	_, err := s.exec(ctx, `INSERT INTO account_unlocks (account, unlocked_at) VALUES (?, ?)
+ON CONFLICT (account) DO UPDATE SET unlocked_at = CASE WHEN excluded.unlocked_at > account_unlocks.unlocked_at
+THEN excluded.unlocked_at ELSE account_unlocks.unlocked_at END`, account, micros(at))
+	if err != nil {
+		return fmt.Errorf("unlock account: %w", translate(err))
+	}
+	return nil
+}
