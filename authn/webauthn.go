@@ -870,18 +870,29 @@ func (a *Authenticator) finishAccountKey(w http.ResponseWriter, r *http.Request)
 	http.Redirect(w, r, securityKeysPath, http.StatusSeeOther)
 }
 
+// freshAccountSession is accountSession for removing a second factor: it
+// also needs a sign-in in the last ten minutes, and sends an older one to
+// sign in again first (back to the security keys page).
+func (a *Authenticator) freshAccountSession(w http.ResponseWriter, r *http.Request) (directory.User, bool) {
+	sess, u, ok := a.accountSession(w, r, false)
+	if !ok {
+		return directory.User{}, false
+	}
+	if a.now().Sub(sess.AuthTime) > freshAuth {
+		a.StartLogin(w, r, LoginOptions{Return: securityKeysPath, LoginHint: u.Email})
+		return directory.User{}, false
+	}
+	return u, true
+}
+
 // removeAccountKey removes one of the user's keys. It needs a sign-in in
 // the last ten minutes; an older one is sent to sign in again first.
 func (a *Authenticator) removeAccountKey(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := a.accountSession(w, r, false)
+	u, ok := a.freshAccountSession(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	if a.now().Sub(sess.AuthTime) > freshAuth {
-		a.StartLogin(w, r, LoginOptions{Return: securityKeysPath, LoginHint: u.Email})
-		return
-	}
 	wu, err := a.keysOf(ctx, u.ID)
 	if err != nil {
 		a.unavailable(w, r, err)
@@ -914,15 +925,11 @@ const authenticatorAppRemovePath = "/account/authenticator-app/remove"
 // organisation or role needs a second factor is asked to set one up at
 // their next sign-in without one.
 func (a *Authenticator) removeAuthenticatorApp(w http.ResponseWriter, r *http.Request) {
-	sess, u, ok := a.accountSession(w, r, false)
+	u, ok := a.freshAccountSession(w, r)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	if a.now().Sub(sess.AuthTime) > freshAuth {
-		a.StartLogin(w, r, LoginOptions{Return: securityKeysPath, LoginHint: u.Email})
-		return
-	}
 	apps, err := a.dir.Credentials(ctx, u.ID, directory.CredentialTOTP)
 	if err != nil {
 		a.unavailable(w, r, err)
