@@ -578,7 +578,7 @@ func (a *Authenticator) showLogout(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/logged-out", http.StatusSeeOther)
 		return
 	}
-	a.render(w, r, http.StatusOK, templates.LogoutConfirm{Action: "/logout", CSRFToken: sess.CSRF})
+	a.ConfirmLogout(w, r, sess, "/logout", nil, "")
 }
 
 // ConfirmLogout shows the "sign out?" page of another endpoint (an

@@ -16,7 +16,8 @@ import (
 // just before the response goes out, rather than in one commit (on SQLite,
 // one fsync) each. Nothing is acknowledged before it is written: the
 // response waits for the commit, and a failed commit answers 503 instead
-// of what the handler meant to say.
+// of what the handler meant to say. It also keeps what the request reads
+// more than once (the lockout generation), so that it is read once.
 type loginWrites struct {
 	audits []directory.AuditEvent
 	cred   *directory.Credential
@@ -54,6 +55,7 @@ func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error
 	if lw.cred == nil && len(lw.audits) == 0 && lw.learn == nil {
 		return nil
 	}
+	var learnPopulations func(context.Context)
 	write := func(learn bool) error {
 		return a.dir.InTx(ctx, func(tx directory.Store) error {
 			if lw.cred != nil {
@@ -67,7 +69,8 @@ func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error
 				}
 			}
 			if learn && lw.learn != nil {
-				if err := a.cfg.Risk.LearnUser(ctx, tx, *lw.learn); err != nil {
+				var err error
+				if learnPopulations, err = a.cfg.Risk.LearnUser(ctx, tx, *lw.learn); err != nil {
 					return fmt.Errorf("%w: %w", errLearn, err)
 				}
 			}
@@ -82,8 +85,8 @@ func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error
 	if err != nil {
 		return err
 	}
-	if lw.learn != nil {
-		a.cfg.Risk.LearnPopulation(ctx, *lw.learn)
+	if learnPopulations != nil {
+		learnPopulations(ctx)
 	}
 	lw.audits, lw.cred, lw.learn = nil, nil, nil
 	return nil

@@ -169,7 +169,7 @@ func (p *Provider) errorPage(next http.Handler, logMsg, title, message string) h
 	return authn.SecurityHeaders(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		cw := &errorCatcher{ResponseWriter: w}
 		next.ServeHTTP(cw, r)
-		if !cw.caught {
+		if cw.status == 0 {
 			return
 		}
 		p.log.InfoContext(r.Context(), logMsg, "status", cw.status,
@@ -235,9 +235,9 @@ func (p *Provider) confirmLogout(next http.Handler) http.Handler {
 // anything else is written through.
 type errorCatcher struct {
 	http.ResponseWriter
-	caught, decided bool
-	status          int
-	body            bytes.Buffer
+	decided bool
+	status  int // the 4xx held back; 0 when none was
+	body    bytes.Buffer
 }
 
 func (c *errorCatcher) WriteHeader(status int) {
@@ -246,7 +246,7 @@ func (c *errorCatcher) WriteHeader(status int) {
 	}
 	c.decided = true
 	if status >= 400 && status < 500 {
-		c.caught, c.status = true, status
+		c.status = status
 		for _, h := range []string{"Content-Type", "X-Content-Type-Options", "Content-Length"} {
 			c.Header().Del(h)
 		}
@@ -259,7 +259,7 @@ func (c *errorCatcher) Write(b []byte) (int, error) {
 	if !c.decided {
 		c.WriteHeader(http.StatusOK)
 	}
-	if c.caught {
+	if c.status != 0 {
 		if c.body.Len() < 4096 {
 			c.body.Write(b[:min(len(b), 4096-c.body.Len())])
 		}

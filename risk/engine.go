@@ -380,25 +380,23 @@ func (e *Engine) observe1(ctx context.Context, at *Attempt, out Outcome) error {
 // caller's other writes of the sign-in (in one commit rather than one
 // each) and, on SQLite, whose write transactions exclude each other,
 // cannot lose a concurrent update. It returns the store's error, for the
-// caller to roll back or to retry without learning. The caller then calls
-// LearnPopulation, outside the transaction.
-func (e *Engine) LearnUser(ctx context.Context, st Store, at Attempt) error {
-	o := e.observe(&at)
-	return e.learnUser(ctx, st, &at, &o)
-}
-
-// LearnPopulation teaches the user's populations (the organisation and
-// role's, and the national one) a successful sign-in; they are kept in
-// memory and merged into the directory now and then, which is why it must
-// not run inside a transaction. Errors are logged.
-func (e *Engine) LearnPopulation(ctx context.Context, at Attempt) {
+// caller to roll back or to retry without learning, and the rest of the
+// lesson, teaching the user's populations (the organisation and role's,
+// and the national one), for the caller to run once outside the
+// transaction: populations are kept in memory and merged into the
+// directory now and then, which must not happen inside it. The sign-in is
+// observed (GeoIP, User-Agent) once for both.
+func (e *Engine) LearnUser(ctx context.Context, st Store, at Attempt) (learnPopulations func(context.Context), err error) {
 	if at.UserID == "" {
-		return
+		return func(context.Context) {}, nil
 	}
 	o := e.observe(&at)
-	if err := e.learnPopulation(ctx, &at, &o); err != nil {
-		e.log.WarnContext(ctx, "risk: learn population", "user_id", at.UserID, "reason", err.Error())
+	learnPopulations = func(ctx context.Context) {
+		if err := e.learnPopulation(ctx, &at, &o); err != nil {
+			e.log.WarnContext(ctx, "risk: learn population", "user_id", at.UserID, "reason", err.Error())
+		}
 	}
+	return learnPopulations, e.learnUser(ctx, st, &at, &o)
 }
 
 func (e *Engine) learnUser(ctx context.Context, st Store, at *Attempt, o *observation) error {

@@ -75,22 +75,17 @@ func (i *IdP) join(ctx context.Context, sid string, p participant) error {
 
 // participants returns the SPs of session sid.
 func (i *IdP) participants(ctx context.Context, sid string) ([]participant, error) {
-	b, err := i.eph.Get(ctx, partsKey(sid), i.now())
-	if errors.Is(err, ephemeral.ErrNotFound) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	var parts []participant
-	if err := json.Unmarshal(b, &parts); err != nil {
-		return nil, fmt.Errorf("decode session participants: %w", err)
-	}
-	return parts, nil
+	return decodeParticipants(i.eph.Get(ctx, partsKey(sid), i.now()))
 }
 
 // takeParticipants removes and returns the SPs of session sid.
 func (i *IdP) takeParticipants(ctx context.Context, sid string) ([]participant, error) {
-	b, err := i.eph.Take(ctx, partsKey(sid), i.now())
+	return decodeParticipants(i.eph.Take(ctx, partsKey(sid), i.now()))
+}
+
+// decodeParticipants reads a session's SPs as the ephemeral store gave
+// them: none when there is no entry.
+func decodeParticipants(b []byte, err error) ([]participant, error) {
 	if errors.Is(err, ephemeral.ErrNotFound) {
 		return nil, nil
 	} else if err != nil {

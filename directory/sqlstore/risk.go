@@ -348,12 +348,16 @@ func (s *Store) AccountUnlockedAt(ctx context.Context, account string) (time.Tim
 // of it and the one recorded. Errors wrap directory.ErrInvalid for an empty
 // account or a zero time.
 func (s *Store) UnlockAccount(ctx context.Context, account string, at time.Time) error {
-	if account == "" || at.IsZero() {
-		return fmt.Errorf("unlock account: %w: account and time must be set", directory.ErrInvalid)
+	err := checkID("account", account)
+	if err == nil {
+		err = checkNow("unlock", at)
 	}
-	_, err := s.exec(ctx, `INSERT INTO account_unlocks (account, unlocked_at) VALUES (?, ?)
-ON CONFLICT (account) DO UPDATE SET unlocked_at = CASE WHEN excluded.unlocked_at > account_unlocks.unlocked_at
-THEN excluded.unlocked_at ELSE account_unlocks.unlocked_at END`, account, micros(at))
+	if err != nil {
+		return fmt.Errorf("unlock account: %w", err)
+	}
+	_, err = s.exec(ctx, `INSERT INTO account_unlocks (account, unlocked_at) VALUES (?, ?)
+ON CONFLICT (account) DO UPDATE SET unlocked_at = excluded.unlocked_at WHERE account_unlocks.unlocked_at < excluded.unlocked_at`,
+		account, micros(at))
 	if err != nil {
 		return fmt.Errorf("unlock account: %w", translate(err))
 	}
