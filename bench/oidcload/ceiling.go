@@ -61,16 +61,7 @@ func measureSign(ctx context.Context, c int, l limits) (result, error) {
 		}
 	}
 	return measure(ctx, c, l, func(_ context.Context, w int) error {
-		now := time.Now()
-		claims := map[string]any{
-			"iss": "http://127.0.0.1:8080", "sub": "01JZ8Q4W6T3N5V7X9B2C4D6F8H", "aud": []string{"0f3a9c1e7b5d42a8b6c0e2f4a6b8c0d2"},
-			"azp": "0f3a9c1e7b5d42a8b6c0e2f4a6b8c0d2", "exp": now.Add(15 * time.Minute).Unix(), "iat": now.Unix(),
-			"auth_time": now.Add(-time.Minute).Unix(), "nonce": rand.Text(), "at_hash": "x4bXlU0w1S7CkZ0LHq1A9g",
-			"sid": rand.Text(), "amr": []string{"pwd"}, "acr": "urn:lanyard:acr:1fa",
-			"email": "jane.smith@nhs.net", "email_verified": true, "name": "Jane Smith", "given_name": "Jane", "family_name": "Smith",
-			"org":   map[string]string{"ods_code": "RRK", "name": "Leeds Teaching Hospitals"},
-			"roles": []string{"org-admin", "staff"},
-		}
+		claims := idTokenClaims("http://127.0.0.1:8080", "01JZ8Q4W6T3N5V7X9B2C4D6F8H", "0f3a9c1e7b5d42a8b6c0e2f4a6b8c0d2", rand.Text(), time.Now())
 		payload, err := json.Marshal(claims)
 		if err != nil {
 			return err
@@ -85,4 +76,17 @@ func measureSign(ctx context.Context, c int, l limits) (result, error) {
 		}
 		return err
 	})
+}
+
+// idTokenClaims are a typical ID token's claims for Lanyard's demo user:
+// what the ceiling signs, and what the bare server signs.
+func idTokenClaims(issuer, sub, clientID, nonce string, now time.Time) map[string]any {
+	return map[string]any{
+		"iss": issuer, "sub": sub, "aud": []string{clientID}, "azp": clientID,
+		"exp": now.Add(15 * time.Minute).Unix(), "iat": now.Unix(), "auth_time": now.Add(-time.Minute).Unix(),
+		"nonce": nonce, "at_hash": "x4bXlU0w1S7CkZ0LHq1A9g", "sid": rand.Text(), "amr": []string{"pwd"}, "acr": "urn:lanyard:acr:1fa",
+		"email": "jane.smith@nhs.net", "email_verified": true, "name": "Jane Smith", "given_name": "Jane", "family_name": "Smith",
+		"org":   map[string]string{"ods_code": "RRK", "name": "Leeds Teaching Hospitals"},
+		"roles": []string{"org-admin", "staff"},
+	}
 }

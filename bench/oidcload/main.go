@@ -9,7 +9,10 @@
 // jar, one redirect at a time) and an x/oauth2 relying party using PKCE.
 // All traffic stays on 127.0.0.1.
 //
-//	go run ./bench/oidcload [-backend sqlite|postgres] [-duration 10s] [-concurrency 1,2,4] [-mode login|refresh|all]
+//	go run ./bench/oidcload [-backend sqlite|postgres] [-duration 10s] [-concurrency 1,2,4] [-mode login|refresh|all] [-bare]
+//
+// With -bare it also measures bare.go, the least any provider must do for
+// the same flows, to show what this machine allows.
 //
 // With -backend postgres the directory goes to a fresh schema of the
 // database named by LANYARD_TEST_POSTGRES and ephemeral state to the Redis
@@ -49,6 +52,7 @@ type options struct {
 	mode        string
 	maxOps      int
 	cpuProfile  string
+	bare        bool
 	postgresURL string
 	redisURL    string
 }
@@ -62,6 +66,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	conc := fs.String("concurrency", "1,2,4", "comma-separated numbers of concurrent workers")
 	fs.StringVar(&o.mode, "mode", "all", "what to measure: login, refresh or all")
 	fs.IntVar(&o.maxOps, "max", 100_000, "operation limit of each measurement")
+	fs.BoolVar(&o.bare, "bare", false, "also measure the bare server (bare.go: the least any provider must do for the same flow) at each concurrency, between the same ceiling halves")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of each login and refresh measurement (server and load generator) to `PREFIX`.login-c1.pprof and so on")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -147,60 +152,99 @@ func run(args []string, stdout, stderr io.Writer) error {
 	// halves, just before and just after the measurement it bounds.
 	limit := limits{duration: o.duration, maxOps: o.maxOps}
 	half := limits{duration: o.duration / 2, maxOps: max(1, o.maxOps/2)}
-	bracket := func(c int, name string, ceiling func(context.Context, int, limits) (result, error), op func() (result, error)) (ceil, r result, err error) {
+	bracket := func(c int, name string, ceiling func(context.Context, int, limits) (result, error), ops ...func() (result, error)) (ceil result, rs []result, err error) {
 		progress("%s, concurrency %d…", name, c)
 		before, err := ceiling(ctx, c, half)
 		if err != nil {
-			return ceil, r, err
+			return ceil, nil, err
 		}
-		if r, err = op(); err != nil {
-			return ceil, r, err
+		for _, op := range ops {
+			r, err := op()
+			if err != nil {
+				return ceil, nil, err
+			}
+			rs = append(rs, r)
 		}
 		after, err := ceiling(ctx, c, half)
-		return merge(before, after), r, err
+		return merge(before, after), rs, err
+	}
+	targets := []*target{t}
+	if o.bare {
+		b, err := startBare(ctx, t.tr)
+		if err != nil {
+			return err
+		}
+		defer b.close()
+		targets = append(targets, b)
+	}
+	profileName := func(kind string, t *target, c int) string {
+		if t != targets[0] {
+			kind += "-bare"
+		}
+		return fmt.Sprintf("%s-c%d", kind, c)
 	}
 	if o.mode == "login" || o.mode == "all" {
-		var ceiling, logins []result
+		var ceiling []result
+		logins := make([][]result, len(targets))
 		for _, c := range o.concurrency {
-			ceil, r, err := bracket(c, "argon2id verify / login / argon2id verify", measureVerify, func() (result, error) {
-				r, err := profiled(fmt.Sprintf("login-c%d", c), func() (result, error) { return measure(ctx, c, limit, t.loginOp) })
-				if err != nil {
-					return r, fmt.Errorf("login: %w", err)
-				}
-				return r, nil
-			})
+			var ops []func() (result, error)
+			for _, t := range targets {
+				ops = append(ops, func() (result, error) {
+					r, err := profiled(profileName("login", t, c), func() (result, error) { return measure(ctx, c, limit, t.loginOp) })
+					if err != nil {
+						return r, fmt.Errorf("login on %s: %w", t.name, err)
+					}
+					return r, nil
+				})
+			}
+			ceil, rs, err := bracket(c, "argon2id verify / login / argon2id verify", measureVerify, ops...)
 			if err != nil {
 				return err
 			}
-			ceiling, logins = append(ceiling, ceil), append(logins, r)
+			ceiling = append(ceiling, ceil)
+			for i, r := range rs {
+				logins[i] = append(logins[i], r)
+			}
 		}
 		printTable(stdout, fmt.Sprintf("argon2id verifications (m=%d KiB, t=%d, p=%d), the ceiling for logins",
 			t.srv.Config.Password.MemoryKiB, t.srv.Config.Password.Iterations, t.srv.Config.Password.Parallelism), ceiling, nil)
-		printTable(stdout, fmt.Sprintf("full logins on %s: authorize, email page, password page, code, token exchange (goal: ≥ 85%% of the ceiling)",
-			t.name), logins, ceiling)
+		for i, t := range targets {
+			printTable(stdout, fmt.Sprintf("full logins on %s: authorize, email page, password page, code, token exchange (goal: ≥ 85%% of the ceiling)",
+				t.name), logins[i], ceiling)
+		}
 	}
 	if o.mode == "refresh" || o.mode == "all" {
-		var ceiling, grants []result
+		var ceiling []result
+		grants := make([][]result, len(targets))
 		for _, c := range o.concurrency {
-			// One login per worker, before anything is timed.
-			op, err := t.refreshOp(ctx, c)
-			if err != nil {
-				return fmt.Errorf("refresh setup: %w", err)
-			}
-			ceil, r, err := bracket(c, "RS256 sign / refresh / RS256 sign", measureSign, func() (result, error) {
-				r, err := profiled(fmt.Sprintf("refresh-c%d", c), func() (result, error) { return measure(ctx, c, limit, op) })
+			var ops []func() (result, error)
+			for _, t := range targets {
+				// One login per worker, before anything is timed.
+				op, err := t.refreshOp(ctx, c)
 				if err != nil {
-					return r, fmt.Errorf("refresh: %w", err)
+					return fmt.Errorf("refresh setup on %s: %w", t.name, err)
 				}
-				return r, nil
-			})
+				ops = append(ops, func() (result, error) {
+					r, err := profiled(profileName("refresh", t, c), func() (result, error) { return measure(ctx, c, limit, op) })
+					if err != nil {
+						return r, fmt.Errorf("refresh on %s: %w", t.name, err)
+					}
+					return r, nil
+				})
+			}
+			ceil, rs, err := bracket(c, "RS256 sign / refresh / RS256 sign", measureSign, ops...)
 			if err != nil {
 				return err
 			}
-			ceiling, grants = append(ceiling, ceil), append(grants, r)
+			ceiling = append(ceiling, ceil)
+			for i, r := range rs {
+				grants[i] = append(grants[i], r)
+			}
 		}
 		printTable(stdout, "RS256 signatures of a typical ID token (2048-bit key, go-jose), the ceiling for refreshes", ceiling, nil)
-		printTable(stdout, fmt.Sprintf("refresh-token grants on %s, token endpoint latency (goal: ≥ 80%% of the ceiling)", t.name), grants, ceiling)
+		for i, t := range targets {
+			printTable(stdout, fmt.Sprintf("refresh-token grants on %s, token endpoint latency (goal: ≥ 80%% of the ceiling)", t.name), grants[i], ceiling)
+		}
 	}
 	fmt.Fprintf(stdout, "\nload average after the run: %s\n", loadavg())
 	return nil
