@@ -377,11 +377,9 @@ func (b *bare) token(w http.ResponseWriter, r *http.Request) {
 }
 
 func (b *bare) insertRefresh(ctx context.Context, tx *sql.Tx, token, userID string) error {
-	if _, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (hash, user_id, expires) VALUES (?, ?, ?)`,
-		directory.HashToken(token), userID, time.Now().Add(30*24*time.Hour).Unix()); err != nil {
-		return err
-	}
-	return audit(ctx, tx, "oidc.token", userID)
+	_, err := tx.ExecContext(ctx, `INSERT INTO refresh_tokens (hash, user_id, expires) VALUES (?, ?, ?)`,
+		directory.HashToken(token), userID, time.Now().Add(30*24*time.Hour).Unix())
+	return err
 }
 
 func (b *bare) inTx(ctx context.Context, fn func(*sql.Tx) error) error {
