@@ -116,6 +116,13 @@ type Store interface {
 	RiskPolicy(ctx context.Context, orgID string) (directory.RiskPolicy, error)
 }
 
+// txStore is a Store that can run a transaction (directory.Store can):
+// Observe then reads and writes a user's profile in one, so that two
+// sign-ins of the same user finishing at once cannot lose an update.
+type txStore interface {
+	InTx(ctx context.Context, fn func(directory.Store) error) error
+}
+
 // Counters is what the engine needs of the ephemeral store.
 type Counters interface {
 	Create(ctx context.Context, key string, value []byte, expires, now time.Time) error
@@ -342,7 +349,13 @@ func (e *Engine) observe1(ctx context.Context, at *Attempt, out Outcome) error {
 		if at.UserID == "" {
 			return nil
 		}
-		if err := e.learnUser(ctx, e.store, at, &o); err != nil {
+		var err error
+		if ts, ok := e.store.(txStore); ok {
+			err = ts.InTx(ctx, func(tx directory.Store) error { return e.learnUser(ctx, tx, at, &o) })
+		} else {
+			err = e.learnUser(ctx, e.store, at, &o)
+		}
+		if err != nil {
 			return err
 		}
 		return e.learnPopulation(ctx, at, &o)
