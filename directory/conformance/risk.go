@@ -401,9 +401,14 @@ func testRiskProfileUpdateInTx(t *testing.T, s directory.Store) {
 	if err := s.PutRiskProfile(ctx, directory.RiskProfile{UserID: "user-1", Data: []byte("a"), UpdatedAt: base}); err != nil {
 		t.Fatal(err)
 	}
-	appendByte := func(c byte, read chan<- struct{}, hold time.Duration) error {
+	// appendByte reads the profile in a transaction (a new one when the
+	// user has none), holds, and writes it back with c appended.
+	appendByte := func(userID string, c byte, read chan<- struct{}, hold time.Duration) error {
 		return s.InTx(ctx, func(tx directory.Store) error {
-			p, err := tx.RiskProfile(ctx, "user-1")
+			p, err := tx.RiskProfile(ctx, userID)
+			if errors.Is(err, directory.ErrNotFound) {
+				p, err = directory.RiskProfile{UserID: userID, UpdatedAt: base}, nil
+			}
 			if err != nil {
 				return err
 			}
@@ -415,22 +420,26 @@ func testRiskProfileUpdateInTx(t *testing.T, s directory.Store) {
 			return tx.PutRiskProfile(ctx, p)
 		})
 	}
-	read := make(chan struct{})
-	errs := make(chan error, 2)
-	go func() { errs <- appendByte('b', read, 300*time.Millisecond) }()
-	<-read
-	go func() { errs <- appendByte('c', nil, 0) }()
-	for range 2 {
-		if err := <-errs; err != nil {
+	// user-1 has a profile; user-2 has none yet, so there is no row to
+	// lock when both transactions read.
+	for userID, want := range map[string]string{"user-1": "abc", "user-2": "bc"} {
+		read := make(chan struct{})
+		errs := make(chan error, 2)
+		go func() { errs <- appendByte(userID, 'b', read, 300*time.Millisecond) }()
+		<-read
+		go func() { errs <- appendByte(userID, 'c', nil, 0) }()
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		got, err := s.RiskProfile(ctx, userID)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got, err := s.RiskProfile(ctx, "user-1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got.Data) != "abc" {
-		t.Errorf("profile after two concurrent updates %q, want %q (an update was lost)", got.Data, "abc")
+		if string(got.Data) != want {
+			t.Errorf("%s: profile after two concurrent updates %q, want %q (an update was lost)", userID, got.Data, want)
+		}
 	}
 }
 

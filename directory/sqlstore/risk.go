@@ -33,8 +33,14 @@ func (s *Store) RiskProfile(ctx context.Context, userID string) (directory.RiskP
 	var updated int64
 	q := `SELECT data, updated_at FROM risk_profiles WHERE user_id = ?`
 	if s.tx != nil {
-		// Read inside a transaction to be written back: lock the row, so
-		// that a concurrent sign-in's update waits rather than being lost.
+		// Read inside a transaction to be written back: lock the user's
+		// profile, so that a concurrent sign-in's update waits rather than
+		// being lost, also when there is no row yet to lock.
+		if s.d.profileLock != "" {
+			if _, err := s.exec(ctx, s.d.profileLock, userID); err != nil {
+				return directory.RiskProfile{}, fmt.Errorf("lock risk profile of user %q: %w", userID, err)
+			}
+		}
 		q += s.d.forUpdate
 	}
 	err := s.queryRow(ctx, q, userID).Scan(&p.Data, &updated)

@@ -58,6 +58,12 @@ type dialect struct {
 	// that seq order is commit order (see AppendPasswordEvent). SQLite needs
 	// none, for the reason forUpdate gives.
 	outboxLock string
+	// profileLock, when set, is run by RiskProfile inside a transaction,
+	// with the user's ID, before it reads: it serialises the read-modify-
+	// write of one user's profile even when the user has none yet, which
+	// FOR UPDATE (locking only rows that exist) cannot. SQLite needs none,
+	// for the reason forUpdate gives.
+	profileLock string
 	// migrationsTable creates schema_migrations if it is missing.
 	migrationsTable string
 	// migrationsExist counts (0 or 1) whether schema_migrations exists.
@@ -82,6 +88,7 @@ var (
 		// database (tests) do not wait for each other.
 		migrateLock: `SELECT pg_advisory_xact_lock(hashtext('lanyard.schema_migrations.' || coalesce(current_schema(), '')))`,
 		outboxLock:  `SELECT pg_advisory_xact_lock(hashtext('lanyard.password_events.' || coalesce(current_schema(), '')))`,
+		profileLock: `SELECT pg_advisory_xact_lock(hashtext('lanyard.risk_profiles.' || coalesce(current_schema(), '') || '.' || ?::text))`,
 		migrationsTable: `CREATE TABLE IF NOT EXISTS schema_migrations (
 	version    BIGINT      NOT NULL PRIMARY KEY,
 	name       TEXT        NOT NULL,
