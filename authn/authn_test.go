@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -106,6 +107,8 @@ func newTestAuthenticatorAt(t testing.TB, now func() time.Time) *Authenticator {
 		now, slog.New(slog.NewTextHandler(io.Discard, nil)))
 }
 
+var ceremonyFieldRE = regexp.MustCompile(`name="ceremony" value="([^"]+)"`)
+
 // start begins a ceremony and returns its cookies, ID and CSRF token.
 // extra cookies (a device cookie) go with the first request.
 func start(t testing.TB, a *Authenticator, extra ...*http.Cookie) ([]*http.Cookie, string, string) {
@@ -116,8 +119,15 @@ func start(t testing.TB, a *Authenticator, extra ...*http.Cookie) ([]*http.Cooki
 		r.AddCookie(c)
 	}
 	a.StartLogin(w, r, LoginOptions{Return: "/account"})
+	if w.Code != http.StatusOK {
+		t.Fatalf("start: status %d, want the first page", w.Code)
+	}
 	cookies := append(w.Result().Cookies(), extra...)
-	id := strings.TrimPrefix(w.Header().Get("Location"), "/login?c=")
+	m := ceremonyFieldRE.FindStringSubmatch(w.Body.String())
+	if m == nil {
+		t.Fatalf("start: no ceremony field on the first page: %.500s", w.Body.String())
+	}
+	id := m[1]
 	r = httptest.NewRequest(http.MethodGet, "/login?c="+id, nil)
 	for _, c := range cookies {
 		r.AddCookie(c)
@@ -230,4 +240,30 @@ func FuzzLoginForm(f *testing.F) {
 			t.Fatalf("POST /login %q: status %d", body, w.Code)
 		}
 	})
+}
+
+// TestStartLoginFirstPage: a ceremony started by a GET (an application's
+// authorize request) answers with its first page, saving the browser a
+// round trip; one started by a form post redirects, so that reloading does
+// not post again.
+func TestStartLoginFirstPage(t *testing.T) {
+	a := newTestAuthenticator(t)
+	cookies, id, csrf := start(t, a) // fails unless the GET got the identify page
+	if id == "" || csrf == "" || len(cookies) == 0 {
+		t.Fatalf("start: ceremony %q, CSRF %q, %d cookies", id, csrf, len(cookies))
+	}
+	if w := post(a, cookies, "ceremony="+id+"&csrf_token="+csrf+"&email=jane%40nhs.net"); w.Code != http.StatusSeeOther {
+		t.Errorf("the first page's form: %d, want 303", w.Code)
+	}
+
+	w := httptest.NewRecorder()
+	a.StartLogin(w, httptest.NewRequest(http.MethodPost, "/saml/sso", strings.NewReader("SAMLRequest=x")), LoginOptions{Return: "/account"})
+	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?c=") {
+		t.Errorf("started by a POST: %d to %q, want 303 to /login?c=…", w.Code, loc)
+	}
+	w = httptest.NewRecorder()
+	a.StartLogin(w, httptest.NewRequest(http.MethodGet, "/login/oidc?id=1", nil), LoginOptions{Return: "//evil.example"})
+	if w.Code != http.StatusBadRequest || w.Header().Get("Location") != "" {
+		t.Errorf("non-local return: %d to %q, want 400 and no redirect", w.Code, w.Header().Get("Location"))
+	}
 }

@@ -97,7 +97,8 @@ func (a *Authenticator) bindingCookieName() string {
 	return "lanyard-login"
 }
 
-// StartLogin begins a ceremony and redirects the browser to its first page.
+// StartLogin begins a ceremony and shows its first page: in the response
+// to a GET, and after a redirect to /login for anything else.
 func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt LoginOptions) {
 	if !localPath(opt.Return) {
 		a.Fail(w, r, http.StatusBadRequest, "Sign-in link not valid", "Go back to the application and try again.")
@@ -134,6 +135,17 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 		Name: a.bindingCookieName(), Value: binding, Path: "/", HttpOnly: true, Secure: a.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(a.cfg.CeremonyTTL.Seconds()),
 	})
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		// The first page answers the request that started the ceremony
+		// (an application's /authorize landing on /login/oidc, a SAML
+		// redirect binding): a redirect to /login would cost the browser a
+		// round trip for nothing. Reloading it starts a new ceremony.
+		a.showStep(w, r, c, http.StatusOK, nil)
+		return
+	}
+	// A form post (SAML's POST binding, an account action needing a fresh
+	// sign-in) is answered with a redirect, so that reloading the page does
+	// not post the form again.
 	http.Redirect(w, r, "/login?c="+c.ID, http.StatusSeeOther)
 }
 

@@ -42,18 +42,20 @@ func TestTwoInstances(t *testing.T) {
 	br := a.Browser(t)
 
 	ar := rp.AuthURL()
-	p := br.Get(on(a, ar.URL))                  // authorize on A
-	p = br.Get(on(b, next(t, p)))               // /login/oidc on B starts the ceremony
-	p = br.Get(on(a, next(t, p)))               // first page from A
-	action, fields := p.Form(t, `name="email"`) // the email goes to B
+	p := br.Get(on(a, ar.URL))    // authorize on A
+	p = br.Get(on(b, next(t, p))) // /login/oidc on B starts the ceremony and shows its first page
+	// A form on a page from B names B's own address; the load balancer's
+	// address is the issuer's.
+	issuer := func(u string) string { return strings.Replace(u, b.Base, a.URL, 1) }
+	action, fields := p.Form(t, `name="email"`) // the email goes to A
 	fields.Set("email", email)
-	p = br.Post(on(b, strings.Replace(action, a.Base, a.URL, 1)), fields)
-	p = br.Get(on(a, next(t, p))) // password page from A
+	p = br.Post(on(a, issuer(action)), fields)
+	p = br.Get(on(b, issuer(next(t, p)))) // password page from B
 	action, fields = p.Form(t, `name="password"`)
 	fields.Set("password", password)
-	p = br.Post(on(b, strings.Replace(action, a.Base, a.URL, 1)), fields) // password to B
-	p = br.Get(on(a, next(t, p)))                                         // back to /login/oidc on A: SSO session from B
-	p = br.Get(on(b, next(t, p)))                                         // the provider's callback on B
+	p = br.Post(on(a, issuer(action)), fields) // password to A
+	p = br.Get(on(b, next(t, p)))              // back to /login/oidc on B: SSO session from A
+	p = br.Get(on(a, issuer(next(t, p))))      // the provider's callback on A
 	loc, err := url.Parse(next(t, p))
 	if err != nil {
 		t.Fatal(err)
