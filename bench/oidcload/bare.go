@@ -58,7 +58,7 @@ import (
 // page, the email form with the password page, the password form with the
 // redirect to the client), where Lanyard redirects after every form
 // (post/redirect/get) and between its OIDC and sign-in parts: three
-// browser requests a login against Lanyard's eight, and the token request.
+// browser requests a login against Lanyard's seven, and the token request.
 type bare struct {
 	db       *sql.DB
 	hasher   *password.Hasher
