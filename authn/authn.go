@@ -141,16 +141,22 @@ func (a *Authenticator) Handler() http.Handler {
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
-			"object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		if !strings.HasPrefix(r.URL.Path, templates.StaticPrefix) {
-			h.Set("Cache-Control", "no-store")
+		setPageHeaders(h)
+		if strings.HasPrefix(r.URL.Path, templates.StaticPrefix) {
+			h.Del("Cache-Control")
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// setPageHeaders sets what SecurityHeaders sets on a page.
+func setPageHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
+		"object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Cache-Control", "no-store")
 }
 
 // Current returns the browser's live session. ok is false when there is

@@ -255,8 +255,20 @@ func TestStartLoginFirstPage(t *testing.T) {
 	if w := post(a, cookies, "ceremony="+id+"&csrf_token="+csrf+"&email=jane%40nhs.net"); w.Code != http.StatusSeeOther {
 		t.Errorf("the first page's form: %d, want 303", w.Code)
 	}
-
+	// The page carries the headers of every page, even from a handler
+	// that does not set them (SecurityHeaders is not in front of this call).
 	w := httptest.NewRecorder()
+	a.StartLogin(w, httptest.NewRequest(http.MethodGet, "/login/oidc?id=2", nil), LoginOptions{Return: "/account"})
+	for h, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+		if got := w.Header().Get(h); got != want {
+			t.Errorf("first page: %s %q, want %q", h, got, want)
+		}
+	}
+	if csp := w.Header().Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+		t.Errorf("first page: CSP %q", csp)
+	}
+
+	w = httptest.NewRecorder()
 	a.StartLogin(w, httptest.NewRequest(http.MethodPost, "/saml/sso", strings.NewReader("SAMLRequest=x")), LoginOptions{Return: "/account"})
 	if loc := w.Header().Get("Location"); w.Code != http.StatusSeeOther || !strings.HasPrefix(loc, "/login?c=") {
 		t.Errorf("started by a POST: %d to %q, want 303 to /login?c=…", w.Code, loc)

@@ -139,7 +139,9 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 		// The first page answers the request that started the ceremony
 		// (an application's /authorize landing on /login/oidc, a SAML
 		// redirect binding): a redirect to /login would cost the browser a
-		// round trip for nothing. Reloading it starts a new ceremony.
+		// round trip for nothing. Reloading it starts a new ceremony. The
+		// page is never framed or cached, whichever handler started it.
+		setPageHeaders(w.Header())
 		a.showStep(w, r, c, http.StatusOK, nil)
 		return
 	}

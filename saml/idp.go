@@ -178,7 +178,10 @@ func New(cfg Config, dir Store, eph Ephemeral, sessions Sessions, keys KeySource
 	for _, p := range CrossSiteEndpoints {
 		cop.AddInsecureBypassPattern(p)
 	}
-	i.handler = cop.Handler(mux)
+	// Every page here (the sign-in page an AuthnRequest without a session
+	// gets, the error pages) carries the headers of Lanyard's other pages;
+	// the auto-posting form sets its own, stricter CSP over them.
+	i.handler = authn.SecurityHeaders(cop.Handler(mux))
 	sessions.OnFrontChannelLogout(i.frontChannelLogout)
 	return i
 }

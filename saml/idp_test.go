@@ -187,6 +187,16 @@ func TestSPInitiatedRedirectThenOIDCSSO(t *testing.T) {
 		if loc != nil || !strings.Contains(p.Body, `name="email"`) {
 			t.Fatalf("SSO without a session: want the login page, got %d %s (left for %v)", p.Status, p.URL, loc)
 		}
+		// The login page answers the AuthnRequest itself, with the
+		// headers every Lanyard page carries.
+		for h, want := range map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+			if got := p.Header.Get(h); got != want {
+				t.Errorf("login page at %s: %s %q, want %q", p.URL.Path, h, got, want)
+			}
+		}
+		if csp := p.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("login page at %s: Content-Security-Policy %q, want frame-ancestors 'none'", p.URL.Path, csp)
+		}
 		p, loc = b.Follow(b.SignIn(p, email, password), f.s.URL)
 		if loc != nil || p.Status != http.StatusOK {
 			t.Fatalf("after sign-in: %d %s (left for %v)\n%.2000s", p.Status, p.URL, loc, p.Body)
