@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"log/slog"
 	"net"
@@ -140,23 +139,22 @@ func (a *Authenticator) Handler() http.Handler {
 // with no inline script, no framing, no caching of pages, no referrer.
 func SecurityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		setPageHeaders(h)
-		if strings.HasPrefix(r.URL.Path, templates.StaticPrefix) {
-			h.Del("Cache-Control")
-		}
+		setPageHeaders(w.Header(), !strings.HasPrefix(r.URL.Path, templates.StaticPrefix))
 		next.ServeHTTP(w, r)
 	})
 }
 
-// setPageHeaders sets what SecurityHeaders sets on a page.
-func setPageHeaders(h http.Header) {
+// setPageHeaders sets what SecurityHeaders sets; noStore forbids caching
+// (every page but the static files).
+func setPageHeaders(h http.Header, noStore bool) {
 	h.Set("Content-Security-Policy", "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "+
 		"object-src 'none'; base-uri 'none'; frame-ancestors 'none'")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-store")
+	if noStore {
+		h.Set("Cache-Control", "no-store")
+	}
 }
 
 // Current returns the browser's live session. ok is false when there is
@@ -604,7 +602,7 @@ func (a *Authenticator) submitLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ok {
-		if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) != 1 {
+		if !sess.ValidCSRF(r) {
 			a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
 			return
 		}

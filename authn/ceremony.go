@@ -141,7 +141,7 @@ func (a *Authenticator) StartLogin(w http.ResponseWriter, r *http.Request, opt L
 		// redirect binding): a redirect to /login would cost the browser a
 		// round trip for nothing. Reloading it starts a new ceremony. The
 		// page is never framed or cached, whichever handler started it.
-		setPageHeaders(w.Header())
+		setPageHeaders(w.Header(), true)
 		a.showStep(w, r, c, http.StatusOK, nil)
 		return
 	}
@@ -184,7 +184,11 @@ func (a *Authenticator) loadCeremony(r *http.Request, id string) (*ceremony, err
 	return &c, nil
 }
 
-func validCSRF(c *ceremony, r *http.Request) bool {
+func validCSRF(c *ceremony, r *http.Request) bool { return formToken(r, c.CSRF) }
+
+// formToken reports whether the form posted in r (parsed) carries the
+// CSRF token want.
+func formToken(r *http.Request, want string) bool {
 	got := r.PostForm.Get("csrf_token")
-	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(c.CSRF)) == 1
+	return got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
 }

@@ -267,7 +267,11 @@ func (a *Authenticator) succeeded(ctx context.Context, userID string, at attempt
 // place, and clears its failure counts: an administrator's unlock, or a
 // password reset.
 func (a *Authenticator) Unlock(ctx context.Context, email string) error {
-	return UnlockAccount(ctx, a.eph, email, a.now())
+	now := a.now()
+	if _, err := a.eph.Incr(ctx, keyLockGen+accountKey(email), 1, now.Add(10*365*24*time.Hour), now); err != nil {
+		return fmt.Errorf("unlock: %w", err)
+	}
+	return nil
 }
 
 // UnlockInDirectory is an administrator's unlock from another process
@@ -278,15 +282,6 @@ func UnlockInDirectory(ctx context.Context, dir interface {
 	UnlockAccount(ctx context.Context, account string, at time.Time) error
 }, email string, now time.Time) error {
 	if err := dir.UnlockAccount(ctx, accountKey(email), now); err != nil {
-		return fmt.Errorf("unlock: %w", err)
-	}
-	return nil
-}
-
-// UnlockAccount is Unlock for tools that hold the ephemeral store but no
-// Authenticator.
-func UnlockAccount(ctx context.Context, eph ephemeral.Store, email string, now time.Time) error {
-	if _, err := eph.Incr(ctx, keyLockGen+accountKey(email), 1, now.Add(10*365*24*time.Hour), now); err != nil {
 		return fmt.Errorf("unlock: %w", err)
 	}
 	return nil

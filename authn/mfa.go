@@ -2,7 +2,6 @@ package authn
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"html/template"
 	"net/http"
@@ -334,7 +333,7 @@ func (a *Authenticator) newRecoveryCodes(w http.ResponseWriter, r *http.Request)
 	if !ok {
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) != 1 {
+	if !sess.ValidCSRF(r) {
 		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
 		return
 	}

@@ -197,12 +197,11 @@ func (a *Authenticator) riskSignedIn(ctx context.Context, r *http.Request, c *ce
 	if a.cfg.Risk == nil {
 		return
 	}
-	u := directory.User{ID: c.UserID}
+	at := a.ceremonyAttempt(ctx, r, c, directory.User{ID: c.UserID})
 	if lw := writesFrom(ctx); lw != nil {
-		at := a.ceremonyAttempt(ctx, r, c, u)
 		lw.learn = &at
 	} else {
-		a.cfg.Risk.Observe(ctx, a.ceremonyAttempt(ctx, r, c, u), risk.Succeeded)
+		a.cfg.Risk.Observe(ctx, at, risk.Succeeded)
 	}
 	if c.Risk != nil && c.Risk.EventID != "" {
 		if err := a.cfg.RiskDirectory.SetRiskEventOutcome(ctx, c.Risk.EventID, "passed"); err != nil {

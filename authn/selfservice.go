@@ -145,7 +145,7 @@ func (a *Authenticator) submitChangePassword(w http.ResponseWriter, r *http.Requ
 	if !ok {
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) != 1 {
+	if !sess.ValidCSRF(r) {
 		a.Fail(w, r, http.StatusForbidden, "This form has expired", "Go back, reload the page and try again.")
 		return
 	}

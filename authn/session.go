@@ -61,6 +61,10 @@ type Session struct {
 	CSRF string `json:"csrf"`
 }
 
+// ValidCSRF reports whether the form posted in r (parsed) carries the
+// session's CSRF token.
+func (s Session) ValidCSRF(r *http.Request) bool { return formToken(r, s.CSRF) }
+
 // SessionPolicy bounds sessions: Idle since the last request, Absolute
 // since sign-in.
 type SessionPolicy struct {

@@ -773,7 +773,7 @@ func (a *Authenticator) accountSession(w http.ResponseWriter, r *http.Request, a
 	if err == nil && ok {
 		var u directory.User
 		if u, err = a.dir.User(r.Context(), sess.UserID); err == nil {
-			if subtle.ConstantTimeCompare([]byte(r.PostForm.Get("csrf_token")), []byte(sess.CSRF)) == 1 {
+			if sess.ValidCSRF(r) {
 				return sess, u, true
 			}
 			ok = false

@@ -42,9 +42,11 @@ func (a *Authenticator) batchWrites(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		lw := &loginWrites{}
 		r = r.WithContext(context.WithValue(r.Context(), writesKey{}, lw))
-		fw := &flushingWriter{ResponseWriter: w, commit: func() error { return a.commitWrites(r.Context(), lw) }, a: a, r: r}
-		h(fw, r)
-		fw.ensure()
+		hw := HoldResponse(w, func() error { return a.commitWrites(r.Context(), lw) }, func(w http.ResponseWriter, err error) {
+			a.unavailable(w, r, fmt.Errorf("commit sign-in writes: %w", err))
+		}, "Location", "Set-Cookie", "Content-Type", "Content-Length")
+		h(hw, r)
+		hw.Settle()
 	}
 }
 
@@ -92,47 +94,56 @@ func (a *Authenticator) commitWrites(ctx context.Context, lw *loginWrites) error
 	return nil
 }
 
-// flushingWriter commits the request's gathered writes when the handler
-// starts its response. When the commit fails, the response becomes the
-// 503 page: its cookies and redirect are dropped, and what the handler
-// writes after is discarded.
-type flushingWriter struct {
+// HeldResponse holds a response until a check has run: check runs once,
+// before the first byte of the response goes out (or at Settle, for a
+// handler that wrote nothing). When it fails, what the handler meant to
+// send is dropped (its status, its body and the headers named by drop) and
+// fail answers instead. The sign-in's batched writes and the token
+// endpoint's pending commit (package oidc) are such checks: nothing is
+// acknowledged before it is durable.
+type HeldResponse struct {
 	http.ResponseWriter
-	commit  func() error
-	a       *Authenticator
-	r       *http.Request
-	started bool
+	check   func() error
+	fail    func(http.ResponseWriter, error)
+	drop    []string
+	settled bool
 	failed  bool
 }
 
-func (w *flushingWriter) ensure() {
-	if w.started {
+// HoldResponse wraps w; see HeldResponse.
+func HoldResponse(w http.ResponseWriter, check func() error, fail func(http.ResponseWriter, error), drop ...string) *HeldResponse {
+	return &HeldResponse{ResponseWriter: w, check: check, fail: fail, drop: drop}
+}
+
+// Settle runs the check if it has not run yet.
+func (w *HeldResponse) Settle() {
+	if w.settled {
 		return
 	}
-	w.started = true
-	if err := w.commit(); err != nil {
+	w.settled = true
+	if err := w.check(); err != nil {
 		w.failed = true
 		h := w.ResponseWriter.Header()
-		for _, k := range []string{"Location", "Set-Cookie", "Content-Type", "Content-Length"} {
+		for _, k := range w.drop {
 			h.Del(k)
 		}
-		w.a.unavailable(w.ResponseWriter, w.r, fmt.Errorf("commit sign-in writes: %w", err))
+		w.fail(w.ResponseWriter, err)
 	}
 }
 
-func (w *flushingWriter) WriteHeader(status int) {
-	w.ensure()
+func (w *HeldResponse) WriteHeader(status int) {
+	w.Settle()
 	if !w.failed {
 		w.ResponseWriter.WriteHeader(status)
 	}
 }
 
-func (w *flushingWriter) Write(b []byte) (int, error) {
-	w.ensure()
+func (w *HeldResponse) Write(b []byte) (int, error) {
+	w.Settle()
 	if w.failed {
 		return len(b), nil
 	}
 	return w.ResponseWriter.Write(b)
 }
 
-func (w *flushingWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *HeldResponse) Unwrap() http.ResponseWriter { return w.ResponseWriter }

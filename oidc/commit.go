@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"github.com/zitadel/oidc/v3/pkg/op"
+
+	"github.com/lanyard/lanyard/authn"
 )
 
 // A refresh grant's one durable write, the rotation of the refresh token,
@@ -73,64 +75,25 @@ func commitAsync(ctx context.Context, write func(context.Context) error, undo fu
 }
 
 // awaitCommit serves the token endpoint with a pendingSlot, and holds the
-// response until the pending write is settled.
+// response until the pending write is settled; when it failed, the
+// response is its error instead of what the handler was about to send.
 func awaitCommit(next http.Handler, log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n := tokenRequests.Add(1)
 		defer tokenRequests.Add(-1)
 		slot := &pendingSlot{async: n <= overlapLimit()}
 		r = r.WithContext(context.WithValue(r.Context(), pendingKey, slot))
-		aw := &awaitWriter{ResponseWriter: w, slot: slot, r: r, log: log}
-		next.ServeHTTP(aw, r)
-		aw.settle() // also when the handler wrote nothing, so the write never outlives the request
+		hw := authn.HoldResponse(w, func() error {
+			if slot.p == nil {
+				return nil
+			}
+			<-slot.p.done
+			return slot.p.err
+		}, func(w http.ResponseWriter, err error) {
+			slot.p.undo(context.WithoutCancel(r.Context()))
+			op.RequestError(w, r, err, log)
+		}, "Content-Type", "Content-Length")
+		next.ServeHTTP(hw, r)
+		hw.Settle() // also when the handler wrote nothing, so the write never outlives the request
 	})
 }
-
-type awaitWriter struct {
-	http.ResponseWriter
-	slot            *pendingSlot
-	r               *http.Request
-	log             *slog.Logger
-	settled, failed bool
-}
-
-// settle waits for the pending write; when it failed, it answers with its
-// error instead of what the handler was about to send.
-func (w *awaitWriter) settle() {
-	if w.settled {
-		return
-	}
-	w.settled = true
-	pc := w.slot.p
-	if pc == nil {
-		return
-	}
-	<-pc.done
-	if pc.err == nil {
-		return
-	}
-	w.failed = true
-	pc.undo(context.WithoutCancel(w.r.Context()))
-	h := w.ResponseWriter.Header()
-	for _, k := range []string{"Content-Type", "Content-Length"} {
-		h.Del(k)
-	}
-	op.RequestError(w.ResponseWriter, w.r, pc.err, w.log)
-}
-
-func (w *awaitWriter) WriteHeader(status int) {
-	w.settle()
-	if !w.failed {
-		w.ResponseWriter.WriteHeader(status)
-	}
-}
-
-func (w *awaitWriter) Write(b []byte) (int, error) {
-	w.settle()
-	if w.failed {
-		return len(b), nil
-	}
-	return w.ResponseWriter.Write(b)
-}
-
-func (w *awaitWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -8,7 +8,6 @@ package oidc
 import (
 	"bytes"
 	"context"
-	"crypto/subtle"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -208,7 +207,7 @@ func (p *Provider) confirmLogout(next http.Handler) http.Handler {
 			return
 		}
 		if r.Method == http.MethodPost {
-			if tok := r.PostForm.Get("csrf_token"); tok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(sess.CSRF)) == 1 {
+			if sess.ValidCSRF(r) {
 				next.ServeHTTP(w, r)
 				return
 			}

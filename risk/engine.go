@@ -412,10 +412,9 @@ func (e *Engine) LearnUser(ctx context.Context, st Store, at Attempt) (learnPopu
 	return learnPopulations, e.learnUser(ctx, st, &at, &o)
 }
 
+// learnUser teaches the user's profile, read and written through st; the
+// caller has checked that the attempt names a user.
 func (e *Engine) learnUser(ctx context.Context, st Store, at *Attempt, o *observation) error {
-	if at.UserID == "" {
-		return nil
-	}
 	p := e.userProfileIn(ctx, st, at.UserID)
 	if p == nil {
 		p = &profile{}

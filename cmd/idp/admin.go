@@ -26,7 +26,6 @@ import (
 	"github.com/lanyard/lanyard/cmd/idp/server"
 	"github.com/lanyard/lanyard/directory"
 	"github.com/lanyard/lanyard/directory/admin"
-	eredis "github.com/lanyard/lanyard/directory/ephemeral/redis"
 	"github.com/lanyard/lanyard/directory/seal"
 	"github.com/lanyard/lanyard/directory/sqlstore"
 	"github.com/lanyard/lanyard/saml"
@@ -456,24 +455,19 @@ func (e env) adminUserUnlock(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
-	// Recorded in the directory, the unlock reaches every server at its
-	// next attempt, with lockout state in Redis or in its own memory.
+	// Recorded in the directory, which every server reads at each attempt
+	// (the account's lockout generation), the unlock reaches them all,
+	// with lockout state in Redis or in their own memory; Redis itself
+	// needs no write. The unlock and its audit event commit together.
 	now := time.Now()
-	if err := authn.UnlockInDirectory(ctx, st, *email, now); err != nil {
+	if err := st.InTx(ctx, func(tx directory.Store) error {
+		if err := authn.UnlockInDirectory(ctx, tx, *email, now); err != nil {
+			return err
+		}
+		_, err := tx.AppendAudit(ctx, directory.AuditEvent{Time: now, Actor: cliActor.ID, Action: "user.unlock",
+			Target: directory.EmailKey(*email), Outcome: directory.OutcomeSuccess})
 		return err
-	}
-	if cfg.Redis != "" {
-		eph, err := eredis.New(ctx, cfg.Redis, "")
-		if err != nil {
-			return err
-		}
-		defer eph.Close()
-		if err := authn.UnlockAccount(ctx, eph, *email, now); err != nil {
-			return err
-		}
-	}
-	if _, err := st.AppendAudit(ctx, directory.AuditEvent{Time: time.Now(), Actor: cliActor.ID, Action: "user.unlock",
-		Target: directory.EmailKey(*email), Outcome: directory.OutcomeSuccess}); err != nil {
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "unlocked %s from every place\n", *email)
